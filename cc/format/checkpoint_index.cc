@@ -1,0 +1,217 @@
+#include "cc/format/checkpoint_index.h"
+
+#include <cstring>
+
+#include "absl/crc/crc32c.h"
+#include "absl/strings/str_cat.h"
+#include "cc/format/byte_codec.h"
+
+namespace tfdata_checkpoint {
+namespace {
+
+// Smallest encoded sizes, used to reject counts that cannot fit in the bytes
+// left before anything is allocated for them.
+constexpr size_t kMinShardBytes = 4 + 8 + 4;
+constexpr size_t kMinTypeNameBytes = 4;
+constexpr size_t kMinEntryBytes = 4 + 4 + 4;
+constexpr size_t kMinTensorBytes = 4 + 1 + 1 + 4 + 8 + 8 + 4;
+constexpr size_t kHeaderBytes = sizeof(kIndexMagic) + 4 + 4;
+constexpr size_t kCrcBytes = 4;
+
+absl::Status Damaged(absl::string_view filename, absl::string_view what) {
+  return absl::DataLossError(
+      absl::StrCat("Damaged checkpoint index ", filename, ": ", what));
+}
+
+}  // namespace
+
+std::string EncodeIndex(const CheckpointIndex& index) {
+  std::string out;
+  ByteWriter w(&out);
+  w.Raw(absl::string_view(kIndexMagic, sizeof(kIndexMagic)));
+  w.U32(index.major_version);
+  w.U32(index.minor_version);
+  w.Bytes(index.tf_version);
+  w.Bytes(index.library_version);
+  w.U64(index.nonce);
+  w.I64(index.created_unix_micros);
+  w.U64(index.total_bytes);
+  w.U32(static_cast<uint32_t>(index.shards.size()));
+  for (const ShardRecord& shard : index.shards) {
+    w.Bytes(shard.name);
+    w.U64(shard.size);
+    w.U32(shard.crc32c);
+  }
+  w.U32(static_cast<uint32_t>(index.type_names.size()));
+  for (const std::string& name : index.type_names) w.Bytes(name);
+  w.U64(index.entries.size());
+  for (const EntryRecord& entry : index.entries) {
+    w.U32(entry.type_name_id);
+    w.Bytes(entry.metadata);
+    w.U32(static_cast<uint32_t>(entry.tensors.size()));
+    for (const TensorRecord& t : entry.tensors) {
+      w.U32(t.dtype);
+      w.U8(static_cast<uint8_t>(t.encoding));
+      w.U8(static_cast<uint8_t>(t.shape.size()));
+      for (int64_t dim : t.shape) w.I64(dim);
+      w.U32(t.shard);
+      w.U64(t.offset);
+      w.U64(t.length);
+      w.U32(t.crc32c);
+    }
+  }
+  w.U32(static_cast<uint32_t>(absl::ComputeCrc32c(out)));
+  return out;
+}
+
+absl::Status DecodeIndex(absl::string_view data, absl::string_view filename,
+                         CheckpointIndex* index) {
+  *index = CheckpointIndex();
+  if (data.size() < kHeaderBytes + kCrcBytes ||
+      std::memcmp(data.data(), kIndexMagic, sizeof(kIndexMagic)) != 0) {
+    return Damaged(filename, "not a tfdata-checkpoint index (bad magic or too short)");
+  }
+  ByteReader header(data.substr(sizeof(kIndexMagic)));
+  header.U32(&index->major_version);
+  header.U32(&index->minor_version);
+  if (index->major_version != kFormatMajorVersion) {
+    return absl::UnimplementedError(absl::StrCat(
+        "Checkpoint index ", filename, " has format version ",
+        index->major_version, ".", index->minor_version,
+        "; this build of tfdata-checkpoint reads format ", kFormatMajorVersion,
+        ".x only. Upgrade tfdata-checkpoint to read it."));
+  }
+  const absl::string_view covered = data.substr(0, data.size() - kCrcBytes);
+  ByteReader crc_reader(data.substr(data.size() - kCrcBytes));
+  uint32_t stored_crc = 0;
+  crc_reader.U32(&stored_crc);
+  if (static_cast<uint32_t>(absl::ComputeCrc32c(covered)) != stored_crc) {
+    return Damaged(filename, "checksum mismatch");
+  }
+
+  ByteReader r(covered.substr(kHeaderBytes));
+  r.Bytes(&index->tf_version);
+  r.Bytes(&index->library_version);
+  r.U64(&index->nonce);
+  r.I64(&index->created_unix_micros);
+  r.U64(&index->total_bytes);
+  uint32_t num_shards = 0;
+  if (!r.U32(&num_shards)) return Damaged(filename, "truncated header");
+  if (num_shards == 0 || num_shards > r.remaining() / kMinShardBytes) {
+    return Damaged(filename, absl::StrCat("bad shard count ", num_shards));
+  }
+  index->shards.resize(num_shards);
+  uint64_t shard_total = 0;
+  for (ShardRecord& shard : index->shards) {
+    if (!r.Bytes(&shard.name) || !r.U64(&shard.size) || !r.U32(&shard.crc32c)) {
+      return Damaged(filename, "truncated shard list");
+    }
+    if (shard.name.empty() || shard.name.find('/') != std::string::npos ||
+        shard.name == "." || shard.name == "..") {
+      return Damaged(filename, absl::StrCat("bad shard name '", shard.name, "'"));
+    }
+    if (shard.size > UINT64_MAX - shard_total) {
+      return Damaged(filename, "shard sizes overflow");
+    }
+    shard_total += shard.size;
+  }
+  if (shard_total != index->total_bytes) {
+    return Damaged(filename, "shard sizes do not add up to the total");
+  }
+  const std::vector<uint64_t> starts = ShardStarts(*index);
+
+  uint32_t num_type_names = 0;
+  if (!r.U32(&num_type_names) ||
+      num_type_names > r.remaining() / kMinTypeNameBytes) {
+    return Damaged(filename, "bad type name count");
+  }
+  index->type_names.resize(num_type_names);
+  for (std::string& name : index->type_names) {
+    if (!r.Bytes(&name)) return Damaged(filename, "truncated type names");
+  }
+
+  uint64_t num_entries = 0;
+  if (!r.U64(&num_entries) || num_entries > r.remaining() / kMinEntryBytes) {
+    return Damaged(filename, "bad entry count");
+  }
+  index->entries.resize(num_entries);
+  // Tensors must tile the shards exactly, in order: this is what the writer
+  // produces, and checking it bounds every read a reader will make.
+  uint64_t next_global = 0;
+  for (uint64_t e = 0; e < num_entries; ++e) {
+    EntryRecord& entry = index->entries[e];
+    uint32_t num_tensors = 0;
+    if (!r.U32(&entry.type_name_id) || !r.Bytes(&entry.metadata) ||
+        !r.U32(&num_tensors)) {
+      return Damaged(filename, absl::StrCat("truncated entry ", e));
+    }
+    if (entry.type_name_id >= num_type_names) {
+      return Damaged(filename, absl::StrCat("entry ", e, " has bad type name id"));
+    }
+    if (num_tensors > r.remaining() / kMinTensorBytes) {
+      return Damaged(filename, absl::StrCat("entry ", e, " has bad tensor count"));
+    }
+    entry.tensors.resize(num_tensors);
+    for (uint32_t i = 0; i < num_tensors; ++i) {
+      TensorRecord& t = entry.tensors[i];
+      uint8_t encoding = 0, rank = 0;
+      if (!r.U32(&t.dtype) || !r.U8(&encoding) || !r.U8(&rank)) {
+        return Damaged(filename, absl::StrCat("truncated tensor in entry ", e));
+      }
+      if (encoding >= kNumEncodings) {
+        return Damaged(filename, absl::StrCat("unknown tensor encoding ",
+                                              static_cast<int>(encoding),
+                                              " in entry ", e));
+      }
+      t.encoding = static_cast<TensorEncoding>(encoding);
+      t.shape.resize(rank);
+      for (int64_t& dim : t.shape) {
+        if (!r.I64(&dim)) return Damaged(filename, "truncated tensor shape");
+        if (dim < 0) {
+          return Damaged(filename, absl::StrCat("negative dimension in entry ", e));
+        }
+      }
+      if (!r.U32(&t.shard) || !r.U64(&t.offset) || !r.U64(&t.length) ||
+          !r.U32(&t.crc32c)) {
+        return Damaged(filename, absl::StrCat("truncated tensor in entry ", e));
+      }
+      if (t.shard >= num_shards || t.offset > index->shards[t.shard].size) {
+        return Damaged(filename,
+                       absl::StrCat("tensor in entry ", e, " points outside the shards"));
+      }
+      const uint64_t global = starts[t.shard] + t.offset;
+      // An empty tensor may sit at the start of the following shard.
+      if (global != next_global) {
+        return Damaged(filename, absl::StrCat("tensor in entry ", e,
+                                              " is not where the layout puts it"));
+      }
+      if (t.length > index->total_bytes - next_global) {
+        return Damaged(filename,
+                       absl::StrCat("tensor in entry ", e, " runs past the shards"));
+      }
+      next_global += t.length;
+    }
+  }
+  if (next_global != index->total_bytes) {
+    return Damaged(filename, "tensors do not cover the shards");
+  }
+  // Newer minor versions may append fields that this reader does not know.
+  if (r.remaining() != 0 && index->minor_version <= kFormatMinorVersion) {
+    return Damaged(filename, "unexpected bytes after the entries");
+  }
+  return absl::OkStatus();
+}
+
+std::vector<uint64_t> ShardStarts(const CheckpointIndex& index) {
+  std::vector<uint64_t> starts;
+  starts.reserve(index.shards.size() + 1);
+  uint64_t pos = 0;
+  for (const ShardRecord& shard : index.shards) {
+    starts.push_back(pos);
+    pos += shard.size;
+  }
+  starts.push_back(pos);
+  return starts;
+}
+
+}  // namespace tfdata_checkpoint

@@ -1,0 +1,80 @@
+// The checkpoint index (manifest): what a committed checkpoint holds and where
+// every byte of it lives. See docs/FORMAT.md for the byte layout.
+#ifndef TFDATA_CHECKPOINT_CC_FORMAT_CHECKPOINT_INDEX_H_
+#define TFDATA_CHECKPOINT_CC_FORMAT_CHECKPOINT_INDEX_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace tfdata_checkpoint {
+
+inline constexpr char kIndexMagic[8] = {'T', 'F', 'D', 'C', 'I', 'D', 'X', '\n'};
+inline constexpr uint32_t kFormatMajorVersion = 1;
+inline constexpr uint32_t kFormatMinorVersion = 0;
+// No real TensorShape has more dimensions (TF's own limit is 254).
+inline constexpr int kMaxRank = 254;
+
+// How a tensor's bytes are laid out in the shards.
+enum class TensorEncoding : uint8_t {
+  kRaw = 0,          // The tensor's own buffer, native little-endian.
+  kStringList = 1,   // n little-endian uint64 lengths, then the n strings.
+  kTensorProto = 2,  // A serialized TensorProto (variants, resources, ...).
+};
+inline constexpr int kNumEncodings = 3;
+
+struct TensorRecord {
+  uint32_t dtype = 0;  // tensorflow::DataType value.
+  TensorEncoding encoding = TensorEncoding::kRaw;
+  std::vector<int64_t> shape;
+  uint32_t shard = 0;   // Shard holding the first byte.
+  uint64_t offset = 0;  // Offset of the first byte in that shard; the bytes
+                        // continue into the following shards from offset 0.
+  uint64_t length = 0;
+  uint32_t crc32c = 0;  // Over the `length` bytes.
+};
+
+struct EntryRecord {
+  uint32_t type_name_id = 0;  // Index into CheckpointIndex::type_names.
+  std::string metadata;
+  std::vector<TensorRecord> tensors;
+};
+
+struct ShardRecord {
+  std::string name;  // Basename, in the index's directory.
+  uint64_t size = 0;
+  uint32_t crc32c = 0;
+};
+
+struct CheckpointIndex {
+  uint32_t major_version = kFormatMajorVersion;
+  uint32_t minor_version = kFormatMinorVersion;
+  std::string tf_version;
+  std::string library_version;
+  uint64_t nonce = 0;  // Also in the shard names: ties shards to this index.
+  int64_t created_unix_micros = 0;
+  uint64_t total_bytes = 0;
+  std::vector<ShardRecord> shards;
+  std::vector<std::string> type_names;
+  std::vector<EntryRecord> entries;
+};
+
+// Serializes `index`, including the trailing CRC32C of the whole file.
+std::string EncodeIndex(const CheckpointIndex& index);
+
+// Parses and validates an index. `filename` only names the file in errors.
+// Returns DataLoss for damaged or inconsistent content, Unimplemented for a
+// newer major version. Never reads outside `data`.
+absl::Status DecodeIndex(absl::string_view data, absl::string_view filename,
+                         CheckpointIndex* index);
+
+// First byte of each shard in the concatenation of all shards, plus the total
+// as a last element.
+std::vector<uint64_t> ShardStarts(const CheckpointIndex& index);
+
+}  // namespace tfdata_checkpoint
+
+#endif  // TFDATA_CHECKPOINT_CC_FORMAT_CHECKPOINT_INDEX_H_

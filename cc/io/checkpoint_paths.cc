@@ -1,0 +1,96 @@
+#include "cc/io/checkpoint_paths.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace tfdata_checkpoint {
+namespace {
+
+absl::string_view Basename(absl::string_view prefix) {
+  const size_t slash = prefix.rfind('/');
+  return slash == absl::string_view::npos ? prefix : prefix.substr(slash + 1);
+}
+
+}  // namespace
+
+std::string IndexPath(absl::string_view prefix) {
+  return absl::StrCat(prefix, ".index");
+}
+
+std::string TempIndexPath(absl::string_view prefix, uint64_t nonce) {
+  return absl::StrFormat("%s.index.tmp-%016x", prefix, nonce);
+}
+
+std::string ShardName(absl::string_view prefix, uint64_t nonce, int64_t shard,
+                      int64_t num_shards) {
+  return absl::StrFormat("%s.data-%016x-%05d-of-%05d", Basename(prefix), nonce,
+                         shard, num_shards);
+}
+
+std::string PrefixDirectory(absl::string_view prefix) {
+  const size_t slash = prefix.rfind('/');
+  if (slash == absl::string_view::npos) return "";
+  if (slash == 0) return "/";
+  // Keep "scheme://" whole when the prefix sits at the root of a URI.
+  if (slash >= 2 && prefix.substr(slash - 2, 3) == "://") {
+    return std::string(prefix.substr(0, slash + 1));
+  }
+  return std::string(prefix.substr(0, slash));
+}
+
+std::string ShardPath(absl::string_view prefix, absl::string_view shard_name) {
+  const size_t slash = prefix.rfind('/');
+  if (slash == absl::string_view::npos) return std::string(shard_name);
+  return absl::StrCat(prefix.substr(0, slash + 1), shard_name);
+}
+
+std::string NormalizeDirectory(absl::string_view directory) {
+  while (directory.size() > 1 && directory.back() == '/' &&
+         !absl::EndsWith(directory, "://")) {
+    directory.remove_suffix(1);
+  }
+  return std::string(directory);
+}
+
+bool IsLocalPath(absl::string_view path) {
+  return absl::StartsWith(path, "file://") ||
+         path.find("://") == absl::string_view::npos;
+}
+
+absl::Status SyncDirectory(absl::string_view directory) {
+  if (!IsLocalPath(directory)) return absl::OkStatus();
+  std::string dir(directory);
+  if (absl::StartsWith(dir, "file://")) dir = dir.substr(7);
+  if (dir.empty()) dir = ".";
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::InternalError(
+        absl::StrCat("opening directory ", dir, " to sync it: ", std::strerror(errno)));
+  }
+  const int rc = ::fsync(fd);
+  const int saved_errno = errno;
+  ::close(fd);
+  // Some filesystems refuse fsync on directories; their renames are as
+  // durable as they get.
+  if (rc != 0 && saved_errno != EINVAL && saved_errno != EROFS) {
+    return absl::InternalError(
+        absl::StrCat("syncing directory ", dir, ": ", std::strerror(saved_errno)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Annotate(const absl::Status& status, absl::string_view verb,
+                      absl::string_view path) {
+  if (status.ok()) return status;
+  return absl::Status(status.code(),
+                      absl::StrCat(verb, " ", path, ": ", status.message()));
+}
+
+}  // namespace tfdata_checkpoint

@@ -1,0 +1,25 @@
+// Reading an index file, and committing a new one atomically.
+#ifndef TFDATA_CHECKPOINT_CC_IO_INDEX_FILE_H_
+#define TFDATA_CHECKPOINT_CC_IO_INDEX_FILE_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "cc/format/checkpoint_index.h"
+
+namespace tfdata_checkpoint {
+
+// NotFound when no checkpoint exists at `prefix`; DataLoss when its index is
+// damaged.
+absl::Status ReadIndexFile(const std::string& prefix, CheckpointIndex* index);
+
+// Writes the index under a temporary name and renames it to "<prefix>.index".
+// Then removes the shards of the index it replaced, if any. `*renamed` tells
+// whether the rename happened: after it, the new checkpoint is the one at
+// `prefix` even if a later step (syncing the directory) failed.
+absl::Status CommitIndex(const CheckpointIndex& index, const std::string& prefix,
+                         bool fsync, bool* renamed);
+
+}  // namespace tfdata_checkpoint
+
+#endif  // TFDATA_CHECKPOINT_CC_IO_INDEX_FILE_H_

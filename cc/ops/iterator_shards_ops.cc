@@ -1,0 +1,93 @@
+// Registration of the tfdata-checkpoint ops. Kernels live in cc/kernels/.
+#include "tensorflow/core/framework/common_shape_fns.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace tfdata_checkpoint {
+
+using tensorflow::shape_inference::InferenceContext;
+using tensorflow::shape_inference::ShapeHandle;
+
+REGISTER_OP("SaveIteratorShards")
+    .Input("state: variant")
+    .Input("prefix: string")
+    .Output("saved_prefix: string")
+    .Attr("num_shards: int = 0")
+    .Attr("fsync: bool = true")
+    .Attr("asynchronous: bool = false")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle unused;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 1, &unused));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 0, &unused));
+      c->set_output(0, c->Scalar());
+      return absl::OkStatus();
+    })
+    .Doc(R"doc(
+Writes the state of a tf.data iterator as a sharded checkpoint.
+
+state: the 1-D variant tensor that SerializeIterator returns.
+prefix: the checkpoint prefix; files are "<prefix>.index" and
+  "<prefix>.data-*". The checkpoint exists once "<prefix>.index" does.
+saved_prefix: `prefix`, once committed (or, if asynchronous, once captured).
+num_shards: number of shard files; 0 chooses from the size and the cores.
+fsync: sync shards, index and directory before the save counts as done.
+asynchronous: return once the state is captured; the files are written in the
+  background. WaitForIteratorShards (or the next save into the same
+  directory) waits for it and raises its error.
+)doc");
+
+REGISTER_OP("WaitForIteratorShards")
+    .Input("directory: string")
+    .Output("committed: string")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle unused;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 0, &unused));
+      c->set_output(0, c->Vector(InferenceContext::kUnknownDim));
+      return absl::OkStatus();
+    })
+    .Doc(R"doc(
+Waits for the background saves into `directory` ("" waits for all).
+
+committed: the prefixes those saves committed since the last wait.
+Raises the error of a background save that failed.
+)doc");
+
+REGISTER_OP("RestoreIteratorShards")
+    .Input("prefix: string")
+    .Output("state: variant")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle unused;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 0, &unused));
+      c->set_output(0, c->Vector(InferenceContext::kUnknownDim));
+      return absl::OkStatus();
+    })
+    .Doc(R"doc(
+Reads a checkpoint written by SaveIteratorShards, verifying every checksum.
+
+state: the 1-D variant tensor that DeserializeIterator accepts.
+)doc");
+
+REGISTER_OP("DescribeIteratorShards")
+    .Input("prefix: string")
+    .Output("summary: string")
+    .Attr("verify: bool = false")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle unused;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 0, &unused));
+      c->set_output(0, c->Scalar());
+      return absl::OkStatus();
+    })
+    .Doc(R"doc(
+Describes a checkpoint from its index, without restoring it.
+
+summary: a JSON object: format and TF versions, creation time, sizes, shards,
+  entry and tensor counts.
+verify: also read every byte and check every checksum. Raises DataLoss or
+  NotFound naming what is damaged or missing.
+)doc");
+
+}  // namespace tfdata_checkpoint

@@ -1,0 +1,138 @@
+"""Saving and restoring a tf.data iterator with the tfdata-checkpoint ops."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Union
+
+import tensorflow as tf
+from tensorflow.python.ops import gen_dataset_ops
+
+from tfdata_checkpoint import ops
+
+# The values of tensorflow::data::ExternalStatePolicy.
+EXTERNAL_STATE_POLICIES = {"warn": 0, "ignore": 1, "fail": 2}
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def external_state_policy_value(policy: str) -> int:
+    """Maps 'warn' / 'ignore' / 'fail' to the op attribute; ValueError otherwise."""
+    if policy not in EXTERNAL_STATE_POLICIES:
+        raise ValueError(
+            f"external_state_policy must be one of {sorted(EXTERNAL_STATE_POLICIES)}, "
+            f"got {policy!r}"
+        )
+    return EXTERNAL_STATE_POLICIES[policy]
+
+
+def iterator_resource(iterator: Any) -> Any:
+    """The resource tensor behind an eager or a tf.compat.v1 iterator."""
+    resource = getattr(iterator, "_iterator_resource", None)
+    if resource is not None:
+        return resource
+    if isinstance(iterator, tf.Tensor) and iterator.dtype == tf.resource:
+        return iterator
+    raise ValueError(
+        "iterator must be a tf.data iterator (iter(dataset) or a tf.compat.v1 "
+        f"iterator), got {type(iterator).__name__}"
+    )
+
+
+def _check_prefix(prefix: Any) -> Any:
+    if isinstance(prefix, os.PathLike):
+        prefix = os.fspath(prefix)
+    if isinstance(prefix, bytes):
+        prefix = prefix.decode()
+    if isinstance(prefix, str):
+        if not prefix:
+            raise ValueError("prefix must not be empty")
+        return prefix
+    if isinstance(prefix, tf.Tensor) and prefix.dtype == tf.string:
+        return prefix
+    raise ValueError(f"prefix must be a string or a string tensor, got {type(prefix).__name__}")
+
+
+def _check_num_shards(num_shards: int | None) -> int:
+    if num_shards is None:
+        return 0
+    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
+        raise ValueError(f"num_shards must be a positive int or None, got {num_shards!r}")
+    return num_shards
+
+
+def _maybe_numpy(result: Any) -> Any:
+    if tf.executing_eagerly() and hasattr(result, "numpy"):
+        value = result.numpy()
+        if isinstance(value, bytes):
+            return value.decode()
+        return [v.decode() for v in value]
+    return result
+
+
+def save_iterator(
+    iterator: Any,
+    prefix: PathLike,
+    *,
+    external_state_policy: str = "fail",
+    num_shards: int | None = None,
+    fsync: bool = True,
+    asynchronous: bool = False,
+) -> Any:
+    """Saves the state of `iterator` as the checkpoint `prefix`.
+
+    The state (shuffle and prefetch buffers included) is captured without a
+    copy and written as `num_shards` files in parallel, then committed by
+    renaming `<prefix>.index` into place: a checkpoint exists exactly when its
+    index does, and a failed save leaves the previous one at `prefix` intact.
+
+    Args:
+      iterator: `iter(dataset)` in eager mode, or a `tf.compat.v1` iterator.
+      prefix: path prefix of the checkpoint files, on any TensorFlow filesystem.
+      external_state_policy: 'fail' (default), 'warn' or 'ignore': what to do
+        when the pipeline depends on state outside it (e.g. a Python function).
+      num_shards: number of shard files; None picks one from size and cores.
+      fsync: make the files durable before returning (or before committing,
+        when asynchronous).
+      asynchronous: return as soon as the state is captured; the files are
+        written in the background. Use `wait_for_pending_saves` for the result.
+
+    Returns:
+      Eagerly, the prefix (committed unless `asynchronous`). In graph mode, a
+      string tensor whose evaluation performs the save.
+    """
+    policy = external_state_policy_value(external_state_policy)
+    shards = _check_num_shards(num_shards)
+    prefix = _check_prefix(prefix)
+    resource = iterator_resource(iterator)
+    state = gen_dataset_ops.serialize_iterator(resource, external_state_policy=policy)
+    saved = ops.save_iterator_shards(
+        state, prefix, num_shards=shards, fsync=bool(fsync), asynchronous=bool(asynchronous)
+    )
+    return _maybe_numpy(saved)
+
+
+def restore_iterator(iterator: Any, prefix: PathLike) -> Any:
+    """Restores `iterator` from the checkpoint `prefix`.
+
+    Raises `tf.errors.NotFoundError` when the checkpoint or one of its files is
+    missing and `tf.errors.DataLossError` when any byte fails its checksum;
+    the iterator is left untouched in both cases.
+
+    Returns:
+      None eagerly; in graph mode, the op that performs the restore.
+    """
+    prefix = _check_prefix(prefix)
+    resource = iterator_resource(iterator)
+    state = ops.restore_iterator_shards(prefix)
+    return gen_dataset_ops.deserialize_iterator(resource, state)
+
+
+def wait_for_pending_saves(directory: PathLike | None = None) -> Any:
+    """Waits for asynchronous saves into `directory` (all directories if None).
+
+    Returns the prefixes committed since the last wait, and raises the error of
+    a background save that failed.
+    """
+    directory = "" if directory is None else os.fspath(directory)
+    return _maybe_numpy(ops.wait_for_iterator_shards(directory))
