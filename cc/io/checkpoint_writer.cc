@@ -18,10 +18,13 @@
 #include "tensorflow/core/data/serialization_utils.h"
 #include "tensorflow/core/platform/env.h"
 #include "tensorflow/core/platform/file_system.h"
-#include "tensorflow/core/public/version.h"
 
+// Both set by CMakeLists.txt: the versions recorded in every index.
 #ifndef TFDC_LIBRARY_VERSION
 #define TFDC_LIBRARY_VERSION "unknown"
+#endif
+#ifndef TFDC_TF_VERSION
+#define TFDC_TF_VERSION "unknown"
 #endif
 
 namespace tfdata_checkpoint {
@@ -160,7 +163,7 @@ absl::Status WriteCheckpoint(const CapturedState& state, const std::string& pref
   const std::vector<const VariantTensorData*>& entries = state.entries();
 
   CheckpointIndex index;
-  index.tf_version = TF_VERSION_STRING;
+  index.tf_version = TFDC_TF_VERSION;
   index.library_version = TFDC_LIBRARY_VERSION;
   index.nonce = NewNonce();
   index.created_unix_micros = static_cast<int64_t>(env->NowMicros());
