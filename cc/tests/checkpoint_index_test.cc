@@ -1,0 +1,119 @@
+#include "cc/format/checkpoint_index.h"
+
+#include <random>
+#include <string>
+
+#include "absl/status/status.h"
+#include "cc/tests/check.h"
+
+namespace tfdata_checkpoint {
+namespace {
+
+CheckpointIndex SampleIndex() {
+  CheckpointIndex index;
+  index.tf_version = "2.15.1";
+  index.library_version = "0.1.0";
+  index.nonce = 0x1234;
+  index.created_unix_micros = 99;
+  index.type_names = {"tensorflow::Iterator"};
+  index.shards = {{"p.data-0-00000-of-00002", 6, 11}, {"p.data-0-00001-of-00002", 4, 22}};
+  index.total_bytes = 10;
+  EntryRecord a;
+  a.metadata = std::string("meta\0data", 9);
+  TensorRecord t1;
+  t1.dtype = 9;  // DT_INT64
+  t1.shape = {1};
+  t1.length = 8;
+  t1.crc32c = 5;
+  TensorRecord t2;
+  t2.dtype = 7;  // DT_STRING
+  t2.encoding = TensorEncoding::kStringList;
+  t2.shape = {};
+  t2.shard = 1;
+  t2.offset = 2;
+  t2.length = 2;
+  a.tensors = {t1, t2};
+  EntryRecord empty;
+  index.entries = {a, empty};
+  return index;
+}
+
+TFDC_TEST(RoundTrip) {
+  const CheckpointIndex in = SampleIndex();
+  CheckpointIndex out;
+  const absl::Status s = DecodeIndex(EncodeIndex(in), "x.index", &out);
+  CHECK_TRUE(s.ok());
+  CHECK_EQ_VAL(out.nonce, in.nonce);
+  CHECK_TRUE(out.tf_version == "2.15.1");
+  CHECK_EQ_VAL(out.entries.size(), size_t{2});
+  CHECK_TRUE(out.entries[0].metadata == in.entries[0].metadata);
+  CHECK_EQ_VAL(out.entries[0].tensors[1].offset, uint64_t{2});
+  CHECK_TRUE(out.entries[0].tensors[1].encoding == TensorEncoding::kStringList);
+  CHECK_EQ_VAL(out.shards[1].crc32c, uint32_t{22});
+}
+
+TFDC_TEST(EveryFlippedByteIsDetected) {
+  const std::string bytes = EncodeIndex(SampleIndex());
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    std::string damaged = bytes;
+    damaged[i] ^= 0x40;
+    CheckpointIndex out;
+    const absl::Status s = DecodeIndex(damaged, "x.index", &out);
+    CHECK_TRUE(!s.ok());
+  }
+}
+
+TFDC_TEST(EveryTruncationIsDetected) {
+  const std::string bytes = EncodeIndex(SampleIndex());
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    CheckpointIndex out;
+    CHECK_TRUE(absl::IsDataLoss(DecodeIndex(bytes.substr(0, n), "x.index", &out)));
+  }
+}
+
+TFDC_TEST(UnknownMajorVersionIsUnimplemented) {
+  CheckpointIndex index = SampleIndex();
+  index.major_version = 2;
+  CheckpointIndex out;
+  const absl::Status s = DecodeIndex(EncodeIndex(index), "x.index", &out);
+  CHECK_TRUE(absl::IsUnimplemented(s));
+  CHECK_TRUE(s.message().find("x.index") != absl::string_view::npos);
+}
+
+TFDC_TEST(InconsistentLayoutIsRejectedEvenWithAGoodChecksum) {
+  CheckpointIndex index = SampleIndex();
+  index.entries[0].tensors[1].offset = 3;  // Leaves a gap.
+  CheckpointIndex out;
+  CHECK_TRUE(absl::IsDataLoss(DecodeIndex(EncodeIndex(index), "x.index", &out)));
+  index = SampleIndex();
+  index.shards[0].name = "../escape";
+  CHECK_TRUE(absl::IsDataLoss(DecodeIndex(EncodeIndex(index), "x.index", &out)));
+  index = SampleIndex();
+  index.total_bytes = 11;
+  CHECK_TRUE(absl::IsDataLoss(DecodeIndex(EncodeIndex(index), "x.index", &out)));
+  index = SampleIndex();
+  index.entries[1].type_name_id = 3;
+  CHECK_TRUE(absl::IsDataLoss(DecodeIndex(EncodeIndex(index), "x.index", &out)));
+}
+
+TFDC_TEST(RandomBytesNeverCrash) {
+  std::mt19937_64 rng(7);
+  const std::string good = EncodeIndex(SampleIndex());
+  for (int trial = 0; trial < 20000; ++trial) {
+    std::string bytes;
+    if (trial % 2 == 0) {
+      bytes.resize(rng() % 200);
+      for (char& c : bytes) c = static_cast<char>(rng());
+    } else {
+      bytes = good;  // Keep the magic, scramble the rest.
+      for (int k = 0; k < 4; ++k) bytes[8 + rng() % (bytes.size() - 8)] = static_cast<char>(rng());
+    }
+    CheckpointIndex out;
+    CHECK_TRUE(!DecodeIndex(bytes, "x.index", &out).ok());
+  }
+}
+
+}  // namespace
+}  // namespace tfdata_checkpoint
+
+TFDC_TEST_MAIN()
