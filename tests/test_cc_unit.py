@@ -27,7 +27,7 @@ def cc_build(tmp_path_factory):
          f"-DPython_EXECUTABLE={sys.executable}"],
         check=True, env=env, capture_output=True,
     )
-    targets = ["shard_plan_test", "checkpoint_index_test", "tensor_codec_test"]
+    targets = ["shard_plan_test", "checkpoint_index_test", "tensor_codec_test", "crc32c_test"]
     result = subprocess.run(
         [cmake, "--build", str(build), "--parallel", "2", "--target", *targets],
         env=env, capture_output=True, text=True,
@@ -36,7 +36,9 @@ def cc_build(tmp_path_factory):
     return build
 
 
-@pytest.mark.parametrize("name", ["shard_plan_test", "checkpoint_index_test", "tensor_codec_test"])
+@pytest.mark.parametrize(
+    "name", ["shard_plan_test", "checkpoint_index_test", "tensor_codec_test", "crc32c_test"]
+)
 def test_cc_unit(cc_build, name):
     result = subprocess.run([str(cc_build / name)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr

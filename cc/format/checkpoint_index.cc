@@ -2,9 +2,9 @@
 
 #include <cstring>
 
-#include "absl/crc/crc32c.h"
 #include "absl/strings/str_cat.h"
 #include "cc/format/byte_codec.h"
+#include "cc/format/crc32c.h"
 
 namespace tfdata_checkpoint {
 namespace {
@@ -60,12 +60,14 @@ std::string EncodeIndex(const CheckpointIndex& index) {
       w.U32(t.crc32c);
     }
   }
-  w.U32(static_cast<uint32_t>(absl::ComputeCrc32c(out)));
+  w.U32(Crc32c(out));
   return out;
 }
 
-absl::Status DecodeIndex(absl::string_view data, absl::string_view filename,
-                         CheckpointIndex* index) {
+namespace {
+
+absl::Status Decode(absl::string_view data, absl::string_view filename, bool entries,
+                    CheckpointIndex* index) {
   *index = CheckpointIndex();
   if (data.size() < kHeaderBytes + kCrcBytes ||
       std::memcmp(data.data(), kIndexMagic, sizeof(kIndexMagic)) != 0) {
@@ -85,7 +87,7 @@ absl::Status DecodeIndex(absl::string_view data, absl::string_view filename,
   ByteReader crc_reader(data.substr(data.size() - kCrcBytes));
   uint32_t stored_crc = 0;
   crc_reader.U32(&stored_crc);
-  if (static_cast<uint32_t>(absl::ComputeCrc32c(covered)) != stored_crc) {
+  if (Crc32c(covered) != stored_crc) {
     return Damaged(filename, "checksum mismatch");
   }
 
@@ -118,6 +120,7 @@ absl::Status DecodeIndex(absl::string_view data, absl::string_view filename,
   if (shard_total != index->total_bytes) {
     return Damaged(filename, "shard sizes do not add up to the total");
   }
+  if (!entries) return absl::OkStatus();
   const std::vector<uint64_t> starts = ShardStarts(*index);
 
   uint32_t num_type_names = 0;
@@ -200,6 +203,18 @@ absl::Status DecodeIndex(absl::string_view data, absl::string_view filename,
     return Damaged(filename, "unexpected bytes after the entries");
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status DecodeIndex(absl::string_view data, absl::string_view filename,
+                         CheckpointIndex* index) {
+  return Decode(data, filename, /*entries=*/true, index);
+}
+
+absl::Status DecodeIndexShards(absl::string_view data, absl::string_view filename,
+                               CheckpointIndex* index) {
+  return Decode(data, filename, /*entries=*/false, index);
 }
 
 std::vector<uint64_t> ShardStarts(const CheckpointIndex& index) {

@@ -71,6 +71,11 @@ std::string EncodeIndex(const CheckpointIndex& index);
 absl::Status DecodeIndex(absl::string_view data, absl::string_view filename,
                          CheckpointIndex* index);
 
+// Like DecodeIndex, but stops after the shard list: `index->entries` and
+// `index->type_names` stay empty. For callers that only need the shard files.
+absl::Status DecodeIndexShards(absl::string_view data, absl::string_view filename,
+                               CheckpointIndex* index);
+
 // First byte of each shard in the concatenation of all shards, plus the total
 // as a last element.
 std::vector<uint64_t> ShardStarts(const CheckpointIndex& index);

@@ -4,8 +4,8 @@
 #include <cstring>
 #include <deque>
 
-#include "absl/crc/crc32c.h"
 #include "absl/strings/str_cat.h"
+#include "cc/format/crc32c.h"
 #include "cc/format/shard_plan.h"
 #include "cc/format/tensor_codec.h"
 #include "cc/io/checkpoint_paths.h"
@@ -79,7 +79,7 @@ class RangeReader {
             !s.ok()) {
           return s;
         }
-        Record(seg, absl::ComputeCrc32c(absl::string_view(dst, seg.length)), result);
+        Record(seg, Crc32c(absl::string_view(dst, seg.length)), result);
         file_offset_ += seg.length;
         ++i;
         continue;
@@ -108,7 +108,7 @@ class RangeReader {
                          size_t end, uint64_t batch, RangeResult* result) {
     size_t i = begin;
     uint64_t consumed = 0;  // Of segments[i].
-    absl::crc32c_t crc{0};
+    uint32_t crc = 0;
     auto record_empty = [&] {
       while (i < end && segments[i].length == 0) Record(segments[i++], crc, result);
     };
@@ -127,16 +127,14 @@ class RangeReader {
         const uint64_t take = std::min(seg.length - consumed, n - pos);
         const char* src = staging_.data() + pos;
         char* dst = dst_[seg.piece];
-        const absl::crc32c_t part =
-            dst != nullptr
-                ? absl::MemcpyCrc32c(dst + seg.piece_offset + consumed, src, take)
-                : absl::ComputeCrc32c(absl::string_view(src, take));
-        crc = absl::ConcatCrc32c(crc, part, take);
+        const absl::string_view bytes(src, take);
+        crc = dst != nullptr ? Crc32cCopy(dst + seg.piece_offset + consumed, bytes, crc)
+                             : Crc32cExtend(crc, bytes);
         consumed += take;
         pos += take;
         if (consumed == seg.length) {
           Record(seg, crc, result);
-          crc = absl::crc32c_t{0};
+          crc = 0;
           consumed = 0;
           ++i;
           record_empty();
@@ -146,10 +144,9 @@ class RangeReader {
     return absl::OkStatus();
   }
 
-  void Record(const Segment& seg, absl::crc32c_t crc, RangeResult* result) {
-    result->parts.push_back({seg.piece, static_cast<uint32_t>(crc), seg.length});
-    result->crc = static_cast<uint32_t>(
-        absl::ConcatCrc32c(absl::crc32c_t{result->crc}, crc, seg.length));
+  void Record(const Segment& seg, uint32_t crc, RangeResult* result) {
+    result->parts.push_back({seg.piece, crc, seg.length});
+    result->crc = Crc32cConcat(result->crc, crc, seg.length);
   }
 
   RandomAccessFile* file_;
@@ -210,19 +207,17 @@ absl::Status ReadShards(const std::string& prefix, const CheckpointIndex& index,
     if (!result.status.ok()) return result.status;
   }
 
-  std::vector<absl::crc32c_t> shard_crcs(num_shards, absl::crc32c_t{0});
-  std::vector<absl::crc32c_t> piece_crcs(piece_sizes.size(), absl::crc32c_t{0});
+  std::vector<uint32_t> shard_crcs(num_shards, 0);
+  std::vector<uint32_t> piece_crcs(piece_sizes.size(), 0);
   for (size_t r = 0; r < num_ranges; ++r) {
     const uint64_t length = range_bounds[r + 1] - range_bounds[r];
-    shard_crcs[owner[r]] = absl::ConcatCrc32c(
-        shard_crcs[owner[r]], absl::crc32c_t{results[r].crc}, length);
+    shard_crcs[owner[r]] = Crc32cConcat(shard_crcs[owner[r]], results[r].crc, length);
     for (const ReadPart& part : results[r].parts) {
-      piece_crcs[part.piece] =
-          absl::ConcatCrc32c(piece_crcs[part.piece], absl::crc32c_t{part.crc}, part.length);
+      piece_crcs[part.piece] = Crc32cConcat(piece_crcs[part.piece], part.crc, part.length);
     }
   }
   for (size_t s = 0; s < num_shards; ++s) {
-    if (static_cast<uint32_t>(shard_crcs[s]) != index.shards[s].crc32c) {
+    if (shard_crcs[s] != index.shards[s].crc32c) {
       return absl::DataLossError(
           absl::StrCat("Checksum mismatch in shard ", paths[s], " of checkpoint ", prefix));
     }
@@ -230,7 +225,7 @@ absl::Status ReadShards(const std::string& prefix, const CheckpointIndex& index,
   size_t piece = 0;
   for (size_t e = 0; e < index.entries.size(); ++e) {
     for (const TensorRecord& t : index.entries[e].tensors) {
-      if (static_cast<uint32_t>(piece_crcs[piece++]) != t.crc32c) {
+      if (piece_crcs[piece++] != t.crc32c) {
         return absl::DataLossError(absl::StrCat("Checksum mismatch in tensor of entry ",
                                                 e, " in shard ", paths[t.shard],
                                                 " of checkpoint ", prefix));

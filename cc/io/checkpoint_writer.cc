@@ -7,9 +7,9 @@
 #include <random>
 #include <unordered_map>
 
-#include "absl/crc/crc32c.h"
 #include "absl/strings/str_cat.h"
 #include "cc/format/checkpoint_index.h"
+#include "cc/format/crc32c.h"
 #include "cc/format/shard_plan.h"
 #include "cc/format/tensor_codec.h"
 #include "cc/io/checkpoint_paths.h"
@@ -65,10 +65,10 @@ class ShardFileWriter {
   ShardFileWriter(std::unique_ptr<WritableFile> file, std::string path)
       : file_(std::move(file)), path_(std::move(path)) {}
 
-  // Appends `data`; returns its CRC32C combined into `crc`.
-  absl::Status Write(absl::string_view data, absl::crc32c_t* crc) {
+  // Appends `data`; extends `crc` by it.
+  absl::Status Write(absl::string_view data, uint32_t* crc) {
     if (data.size() >= kDirectWriteBytes) {
-      *crc = absl::ExtendCrc32c(*crc, data);
+      *crc = Crc32cExtend(*crc, data);
       if (absl::Status s = Flush(); !s.ok()) return s;
       return Annotate(file_->Append(data), "writing", path_);
     }
@@ -78,9 +78,7 @@ class ShardFileWriter {
     if (staging_.capacity() < kStagingBytes) staging_.reserve(kStagingBytes);
     const size_t old_size = staging_.size();
     staging_.resize(old_size + data.size());
-    const absl::crc32c_t part =
-        absl::MemcpyCrc32c(&staging_[old_size], data.data(), data.size());
-    *crc = absl::ConcatCrc32c(*crc, part, data.size());
+    *crc = Crc32cCopy(&staging_[old_size], data, *crc);
     return absl::OkStatus();
   }
 
@@ -107,8 +105,7 @@ class ShardFileWriter {
 
 // Writes the bytes [offset, offset + length) of `payload`.
 absl::Status WriteSegment(const TensorPayload& payload, uint64_t offset,
-                          uint64_t length, ShardFileWriter* writer,
-                          absl::crc32c_t* crc) {
+                          uint64_t length, ShardFileWriter* writer, uint32_t* crc) {
   uint64_t chunk_start = 0;
   for (absl::string_view chunk : payload.chunks) {
     if (length == 0) break;
@@ -233,18 +230,18 @@ absl::Status WriteCheckpoint(const CapturedState& state, const std::string& pref
                              shard_paths[s]);
     if (!result.status.ok()) return;
     ShardFileWriter writer(std::move(file), shard_paths[s]);
-    absl::crc32c_t shard_crc{0};
+    uint32_t shard_crc = 0;
     result.parts.reserve(segments[s].size());
     for (const Segment& seg : segments[s]) {
-      absl::crc32c_t part{0};
+      uint32_t part = 0;
       result.status =
           WriteSegment(payloads[seg.piece], seg.piece_offset, seg.length, &writer, &part);
       if (!result.status.ok()) return;
-      shard_crc = absl::ConcatCrc32c(shard_crc, part, seg.length);
-      result.parts.push_back({seg.piece, static_cast<uint32_t>(part), seg.length});
+      shard_crc = Crc32cConcat(shard_crc, part, seg.length);
+      result.parts.push_back({seg.piece, part, seg.length});
     }
     result.status = writer.Finish(options.fsync);
-    result.crc = static_cast<uint32_t>(shard_crc);
+    result.crc = shard_crc;
   });
   auto remove_shards = [&] {
     for (const std::string& path : shard_paths) DeleteQuietly(env, path);
@@ -258,13 +255,12 @@ absl::Status WriteCheckpoint(const CapturedState& state, const std::string& pref
 
   // Each tensor's CRC is the concatenation of its parts, in shard order; a
   // tensor lives in the shard of its first part.
-  std::vector<absl::crc32c_t> piece_crcs(payloads.size(), absl::crc32c_t{0});
+  std::vector<uint32_t> piece_crcs(payloads.size(), 0);
   std::vector<bool> placed(payloads.size(), false);
   for (int64_t s = 0; s < num_shards; ++s) {
     index.shards[s].crc32c = results[s].crc;
     for (const TensorPart& part : results[s].parts) {
-      piece_crcs[part.piece] =
-          absl::ConcatCrc32c(piece_crcs[part.piece], absl::crc32c_t{part.crc}, part.length);
+      piece_crcs[part.piece] = Crc32cConcat(piece_crcs[part.piece], part.crc, part.length);
       if (!placed[part.piece]) {
         placed[part.piece] = true;
         piece_records[part.piece]->shard = static_cast<uint32_t>(s);
@@ -275,7 +271,7 @@ absl::Status WriteCheckpoint(const CapturedState& state, const std::string& pref
   for (size_t p = 0; p < payloads.size(); ++p) {
     TensorRecord* record = piece_records[p];
     record->offset = pos - bounds[record->shard];
-    record->crc32c = static_cast<uint32_t>(piece_crcs[p]);
+    record->crc32c = piece_crcs[p];
     pos += piece_sizes[p];
   }
 

@@ -11,7 +11,9 @@ namespace tfdata_checkpoint {
 
 using tensorflow::Env;
 
-absl::Status ReadIndexFile(const std::string& prefix, CheckpointIndex* index) {
+namespace {
+
+absl::Status ReadIndex(const std::string& prefix, bool entries, CheckpointIndex* index) {
   Env* env = Env::Default();
   const std::string path = IndexPath(prefix);
   absl::Status exists = env->FileExists(path);
@@ -23,7 +25,17 @@ absl::Status ReadIndexFile(const std::string& prefix, CheckpointIndex* index) {
   if (absl::Status s = tensorflow::ReadFileToString(env, path, &data); !s.ok()) {
     return Annotate(s, "reading", path);
   }
-  return DecodeIndex(data, path, index);
+  return entries ? DecodeIndex(data, path, index) : DecodeIndexShards(data, path, index);
+}
+
+}  // namespace
+
+absl::Status ReadIndexFile(const std::string& prefix, CheckpointIndex* index) {
+  return ReadIndex(prefix, /*entries=*/true, index);
+}
+
+absl::Status ReadIndexShards(const std::string& prefix, CheckpointIndex* index) {
+  return ReadIndex(prefix, /*entries=*/false, index);
 }
 
 absl::Status CommitIndex(const CheckpointIndex& index, const std::string& prefix,
@@ -46,7 +58,7 @@ absl::Status CommitIndex(const CheckpointIndex& index, const std::string& prefix
   // The shards of the checkpoint this one replaces become garbage only once
   // the rename has happened.
   CheckpointIndex replaced;
-  const bool has_replaced = ReadIndexFile(prefix, &replaced).ok();
+  const bool has_replaced = ReadIndexShards(prefix, &replaced).ok();
 
   absl::Status s = env->RenameFile(tmp, final_path);
   if (!s.ok()) {

@@ -13,6 +13,9 @@ namespace tfdata_checkpoint {
 // damaged.
 absl::Status ReadIndexFile(const std::string& prefix, CheckpointIndex* index);
 
+// Reads only the header and shard list of the index at `prefix`.
+absl::Status ReadIndexShards(const std::string& prefix, CheckpointIndex* index);
+
 // Writes the index under a temporary name and renames it to "<prefix>.index".
 // Then removes the shards of the index it replaced, if any. `*renamed` tells
 // whether the rename happened: after it, the new checkpoint is the one at
