@@ -27,7 +27,7 @@ using tensorflow::Tensor;
 constexpr uint64_t kReadRangeBytes = 32ull << 20;
 // Segments smaller than this are read in batches through a staging buffer.
 constexpr uint64_t kDirectReadBytes = 256 << 10;
-constexpr uint64_t kStagingBytes = 8ull << 20;
+constexpr uint64_t kStagingBytes = 2ull << 20;  // Per IO thread: counts in peak memory.
 
 struct ReadPart {
   size_t piece;

@@ -38,7 +38,7 @@ using tensorflow::WritableFile;
 // Segments smaller than this are gathered into a staging buffer so that a
 // buffer of many small elements still becomes few large writes.
 constexpr uint64_t kDirectWriteBytes = 256 << 10;
-constexpr size_t kStagingBytes = 4 << 20;
+constexpr size_t kStagingBytes = 2 << 20;  // Per IO thread: counts in peak memory.
 
 uint64_t NewNonce() {
   std::random_device device;

@@ -1,8 +1,9 @@
 """Checkpoint cost on large buffers, side by side with TensorFlow's own path, in one run.
 
-Every figure is the median over `repeats` runs; ratios are against TensorFlow's
-`tf.train.Checkpoint` on the same iterator, and against the raw speed of the same disk
-measured in the same run.
+Each scenario fills one iterator's buffer with incompressible float32 data, then, `repeats`
+times over, measures TensorFlow's `tf.train.Checkpoint` and this library on that same iterator,
+and the raw speed of the same disk (the same number of bytes written with and without fsync).
+Reports use medians over the repeats and ratios against TensorFlow.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,11 +26,12 @@ MIB = 1 << 20
 
 @dataclass
 class Scenario:
-    """A shuffle buffer of `buffer_mib` MiB in float32 elements of `element_kib` KiB."""
+    """A `kind` ('shuffle' or 'prefetch') buffer of `buffer_mib` MiB in `element_kib` KiB elements."""
 
     name: str
     buffer_mib: int
     element_kib: int
+    kind: str = "shuffle"
 
     @property
     def element_floats(self) -> int:
@@ -40,14 +41,18 @@ class Scenario:
     def buffer_elements(self) -> int:
         return max(1, self.buffer_mib * 1024 // self.element_kib)
 
+    @property
+    def buffer_bytes(self) -> int:
+        return self.buffer_elements * self.element_kib * 1024
+
 
 @dataclass
 class Result:
     scenario: dict
     repeats: int
-    seconds: dict = field(default_factory=dict)  # figure -> list of runs
+    seconds: dict = field(default_factory=dict)  # figure -> one value per repeat
     bytes_on_disk: dict = field(default_factory=dict)
-    restore_memory_growth: dict = field(default_factory=dict)  # bytes, fresh process
+    memory_growth: dict = field(default_factory=dict)  # figure -> peak bytes over the start
     checks: dict = field(default_factory=dict)
 
     def median(self, figure: str) -> float:
@@ -55,7 +60,7 @@ class Result:
 
 
 def make_dataset(scenario: Scenario):
-    """Incompressible float32 elements with an id, through a shuffle buffer."""
+    """Incompressible float32 elements with an id, through the scenario's buffer."""
     import tensorflow as tf
 
     floats = scenario.element_floats
@@ -63,11 +68,39 @@ def make_dataset(scenario: Scenario):
     def element(i):
         return i, tf.random.stateless_uniform([floats], seed=[i, 1])
 
-    return (
-        tf.data.Dataset.range(1 << 40)
-        .map(element, num_parallel_calls=2)
-        .shuffle(scenario.buffer_elements, seed=5)
-    )
+    ds = tf.data.Dataset.range(1 << 40).map(element, num_parallel_calls=2)
+    if scenario.kind == "shuffle":
+        return ds.shuffle(scenario.buffer_elements, seed=5)
+    if scenario.kind == "prefetch":
+        return ds.prefetch(scenario.buffer_elements)
+    raise ValueError(f"unknown scenario kind {scenario.kind!r}")
+
+
+def filled_iterator(scenario: Scenario):
+    """An iterator whose buffer is full."""
+    it = iter(make_dataset(scenario))
+    next(it)  # A shuffle buffer is full once the first element is out.
+    if scenario.kind == "prefetch":
+        # A prefetch buffer fills in the background; give it the time to.
+        time.sleep(1.0 + scenario.buffer_mib / 256)
+    return it
+
+
+def _proc_status(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+def peak_memory_growth(fn: Callable[[], object]) -> int:
+    """Bytes the process's peak resident set grew to above its size before `fn` (Linux)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # Resets VmHWM to the current resident set.
+    before = _proc_status("VmRSS")
+    fn()
+    return _proc_status("VmHWM") - before
 
 
 def _dir_bytes(directory: str) -> int:
@@ -86,7 +119,7 @@ def _timed(fn: Callable[[], object]) -> float:
 
 
 def raw_disk_write(directory: str, nbytes: int, fsync: bool) -> float:
-    """Seconds to write `nbytes` in 64 MiB blocks (with fsync if asked): the disk's limit."""
+    """Seconds to write `nbytes` in 64 MiB blocks (then fsync if asked): the disk's limit."""
     block = np.random.default_rng(0).integers(0, 255, size=64 * MIB, dtype=np.uint8).tobytes()
     path = os.path.join(directory, "raw.bin")
     t0 = time.perf_counter()
@@ -110,27 +143,22 @@ _FRESH_RESTORE = textwrap.dedent(
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
     import tensorflow as tf
     import tfdata_checkpoint as tc
-    from tfdata_checkpoint.benchmark import Scenario, make_dataset
-
-    def status(key):
-        for line in open("/proc/self/status"):
-            if line.startswith(key):
-                return int(line.split()[1]) * 1024
+    from tfdata_checkpoint.benchmark import Scenario, make_dataset, peak_memory_growth
 
     scenario = Scenario(**json.loads(sys.argv[1]))
     it = iter(make_dataset(scenario))
-    before = status("VmRSS")
     if sys.argv[2] == "ours":
-        tc.restore_iterator(it, sys.argv[3])
+        growth = peak_memory_growth(lambda: tc.restore_iterator(it, sys.argv[3]))
     else:
-        tf.train.Checkpoint(iterator=it).read(sys.argv[3]).expect_partial()
-    peak = status("VmHWM")
-    print(json.dumps({"growth": peak - before, "next_id": int(next(it)[0])}))
+        growth = peak_memory_growth(
+            lambda: tf.train.Checkpoint(iterator=it).read(sys.argv[3]).expect_partial())
+    print(json.dumps({"growth": growth, "next_id": int(next(it)[0])}))
     """
 )
 
 
 def fresh_process_restore(scenario: Scenario, which: str, prefix: str) -> dict:
+    """Restores in a new process, as a restarted job does; returns memory growth and next id."""
     out = subprocess.run(
         [sys.executable, "-c", _FRESH_RESTORE, json.dumps(asdict(scenario)), which, prefix],
         capture_output=True, text=True, check=True,
@@ -139,38 +167,45 @@ def fresh_process_restore(scenario: Scenario, which: str, prefix: str) -> dict:
 
 
 def run_scenario(scenario: Scenario, repeats: int, directory: str) -> Result:
-    """Measures TF's path and ours on the same filled iterator."""
+    """Measures TF's path and ours on the same filled iterator, `repeats` times."""
     import tensorflow as tf
 
     import tfdata_checkpoint as tc
 
     result = Result(scenario=asdict(scenario), repeats=repeats)
+    result.scenario["buffer_bytes"] = scenario.buffer_bytes
     runs: dict[str, list[float]] = {}
+    memory: dict[str, list[int]] = {}
 
     def add(name: str, seconds: float) -> None:
         runs.setdefault(name, []).append(seconds)
 
-    it = iter(make_dataset(scenario))
-    next(it)  # The shuffle buffer is full from here on.
-    nbytes = scenario.buffer_elements * scenario.element_kib * 1024
-    ok = {"ours": 0, "tf": 0}
-    steps = tqdm(range(repeats), desc=f"{scenario.name}", unit="repeat")
-    for r in steps:
-        tf_dir = os.path.join(directory, "tf")
-        our_dir = os.path.join(directory, "ours")
-        os.makedirs(tf_dir, exist_ok=True)
-        os.makedirs(our_dir, exist_ok=True)
+    def add_memory(name: str, nbytes: int) -> None:
+        memory.setdefault(name, []).append(nbytes)
 
+    tf_dir = os.path.join(directory, "tf")
+    our_dir = os.path.join(directory, "ours")
+    os.makedirs(tf_dir, exist_ok=True)
+    os.makedirs(our_dir, exist_ok=True)
+    it = filled_iterator(scenario)
+    ok = {"ours": 0, "tf": 0}
+    for r in tqdm(range(repeats), desc=scenario.name, unit="repeat", leave=False):
+        nbytes = scenario.buffer_bytes
         add("disk_write_nofsync", raw_disk_write(directory, nbytes, fsync=False))
         add("disk_write_fsync", raw_disk_write(directory, nbytes, fsync=True))
 
-        ckpt = tf.train.Checkpoint(iterator=it)
         tf_prefix = os.path.join(tf_dir, "ckpt")
-        add("tf_save", _timed(lambda: ckpt.write(tf_prefix)))
+        ckpt = tf.train.Checkpoint(iterator=it)
+        t0 = time.perf_counter()
+        add_memory("tf_save", peak_memory_growth(lambda: ckpt.write(tf_prefix)))
+        add("tf_save", time.perf_counter() - t0)
         result.bytes_on_disk["tf"] = _dir_bytes(tf_dir)
 
         ours = os.path.join(our_dir, "ckpt")
-        add("ours_save_nofsync", _timed(lambda: tc.save_iterator(it, ours, fsync=False)))
+        t0 = time.perf_counter()
+        add_memory("ours_save", peak_memory_growth(
+            lambda: tc.save_iterator(it, ours, fsync=False)))
+        add("ours_save_nofsync", time.perf_counter() - t0)
         _clear(our_dir)
         add("ours_save_fsync", _timed(lambda: tc.save_iterator(it, ours, fsync=True)))
         result.bytes_on_disk["ours"] = _dir_bytes(our_dir)
@@ -181,7 +216,8 @@ def run_scenario(scenario: Scenario, repeats: int, directory: str) -> Result:
         tc.wait_for_pending_saves(our_dir)
         add("ours_async_commit_fsync", time.perf_counter() - t0)
 
-        expected_id = int(next(it)[0])  # Both checkpoints hold the state before this element.
+        # Both checkpoints hold the state from before this element.
+        expected_id = int(next(it)[0])
         restored = iter(make_dataset(scenario))
         add("tf_restore", _timed(lambda: tf.train.Checkpoint(iterator=restored).read(tf_prefix)))
         ok["tf"] += int(next(restored)[0]) == expected_id
@@ -194,63 +230,80 @@ def run_scenario(scenario: Scenario, repeats: int, directory: str) -> Result:
         if r == 0:
             for which, prefix in (("tf", tf_prefix), ("ours", ours)):
                 fresh = fresh_process_restore(scenario, which, prefix)
-                result.restore_memory_growth[which] = fresh["growth"]
-                result.checks[f"{which}_fresh_process_next_id_ok"] = fresh["next_id"] == expected_id
+                add_memory(f"{which}_restore_fresh_process", fresh["growth"])
+                result.checks[f"{which}_fresh_process_restores_exactly"] = (
+                    fresh["next_id"] == expected_id)
         _clear(tf_dir)
         _clear(our_dir)
     result.checks["ours_restores_exactly"] = f"{ok['ours']}/{repeats}"
     result.checks["tf_restores_exactly"] = f"{ok['tf']}/{repeats}"
     result.seconds = runs
-    result.scenario["buffer_bytes"] = nbytes
+    result.memory_growth = {k: int(statistics.median(v)) for k, v in memory.items()}
     return result
 
 
-def markdown_table(results: list[Result]) -> str:
-    lines = [
-        "| scenario | TF save | ours save (no fsync) | speed-up | ours save (fsync) | "
-        "fsync'd disk write | of disk | background stall | TF restore | ours restore | "
-        "speed-up | restore memory TF / ours (x buffer) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+def default_scenarios(buffer_mib: int = 1024) -> list[Scenario]:
+    """The benchmark's scenarios: large elements, many small ones, a prefetch buffer."""
+    return [
+        Scenario(f"shuffle {buffer_mib} MiB / 4 MiB elements", buffer_mib, 4096),
+        Scenario(f"shuffle {buffer_mib} MiB / 4 KiB elements", buffer_mib, 4),
+        Scenario(f"prefetch {buffer_mib} MiB / 16 MiB elements", buffer_mib, 16384, "prefetch"),
     ]
-    for r in results:
-        m = r.median
-        size = r.scenario["buffer_bytes"]
-        mem = r.restore_memory_growth
-        lines.append(
-            f"| {r.scenario['name']} | {m('tf_save'):.2f} s | {m('ours_save_nofsync'):.2f} s | "
-            f"{m('tf_save') / m('ours_save_nofsync'):.1f}x | {m('ours_save_fsync'):.2f} s | "
-            f"{m('disk_write_fsync'):.2f} s | "
-            f"{m('disk_write_fsync') / m('ours_save_fsync') * 100:.0f}% | "
-            f"{m('ours_async_stall') * 1e3:.1f} ms | {m('tf_restore'):.2f} s | "
-            f"{m('ours_restore'):.2f} s | {m('tf_restore') / m('ours_restore'):.1f}x | "
-            f"{mem.get('tf', 0) / size:.2f} / {mem.get('ours', 0) / size:.2f} |"
-        )
-    return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
+def scaling_scenarios(sizes_mib: list[int]) -> list[Scenario]:
+    """Shuffle buffers of 4 MiB elements of growing size, to show how each cost grows."""
+    return [Scenario(f"scaling {s} MiB / 4 MiB elements", s, 4096) for s in sizes_mib]
 
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--buffer-mib", type=int, default=1024)
-    parser.add_argument("--element-kib", type=int, nargs="+", default=[4096])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--dir", default=None, help="where to write (default: a temp dir)")
-    parser.add_argument("--json-out", default=None)
-    args = parser.parse_args(argv)
+
+def machine_description() -> dict:
+    """Where a result came from."""
+    import platform
+
+    import tensorflow as tf
+
+    import tfdata_checkpoint as tc
+
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem / (1 << 30), 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "tfdata_checkpoint": tc.__version__,
+    }
+
+
+def run(scenarios: list[Scenario], repeats: int, directory: str) -> list[Result]:
+    """Runs every scenario in `directory` (on the disk to be measured)."""
     results = []
-    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        for kib in args.element_kib:
-            scenario = Scenario(f"{args.buffer_mib} MiB in {kib} KiB elements", args.buffer_mib, kib)
-            results.append(run_scenario(scenario, args.repeats, tmp))
-    print(markdown_table(results))
-    for r in results:
-        print(r.scenario["name"], json.dumps(r.checks))
-    if args.json_out:
-        with open(args.json_out, "w") as f:
-            json.dump([asdict(r) for r in results], f, indent=2)
-    return 0
+    for scenario in tqdm(scenarios, desc="scenarios", unit="scenario"):
+        results.append(run_scenario(scenario, repeats, directory))
+    return results
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def save_results(results: list[Result], out_dir: str, name: str = "results") -> dict:
+    """Writes JSON, a markdown table and, with several sizes, a PNG plot; returns the paths."""
+    from tfdata_checkpoint import bench_report
+
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {"json": os.path.join(out_dir, f"{name}.json"),
+             "markdown": os.path.join(out_dir, f"{name}.md")}
+    with open(paths["json"], "w") as f:
+        json.dump({"machine": machine_description(), "results": [asdict(r) for r in results]},
+                  f, indent=2)
+    with open(paths["markdown"], "w") as f:
+        f.write(bench_report.markdown(results, machine_description()))
+    scaling = [r for r in results if r.scenario["name"].startswith("scaling")]
+    if len(scaling) >= 2:
+        paths["plot"] = os.path.join(out_dir, f"{name}.png")
+        bench_report.plot_scaling(scaling, paths["plot"])
+    return paths

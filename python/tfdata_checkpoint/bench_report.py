@@ -1,0 +1,90 @@
+"""Tables and plots of benchmark results: medians, and ratios against TensorFlow."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tfdata_checkpoint.benchmark import Result
+
+MIB = 1 << 20
+
+
+def _row(r: Result) -> list[str]:
+    m = r.median
+    size = r.scenario["buffer_bytes"]
+    mem = r.memory_growth
+    return [
+        r.scenario["name"],
+        f"{m('tf_save'):.2f} s",
+        f"{m('ours_save_nofsync'):.2f} s",
+        f"**{m('tf_save') / m('ours_save_nofsync'):.1f}x**",
+        f"{m('ours_save_fsync'):.2f} s",
+        f"{m('disk_write_fsync') / m('ours_save_fsync') * 100:.0f}%",
+        f"{m('ours_async_stall') * 1e3:.1f} ms",
+        f"{m('ours_async_commit_fsync'):.2f} s",
+        f"{m('tf_restore'):.2f} s",
+        f"{m('ours_restore'):.2f} s",
+        f"**{m('tf_restore') / m('ours_restore'):.1f}x**",
+        f"{mem.get('tf_save', 0) / MIB:.0f} / {mem.get('ours_save', 0) / MIB:.0f} MiB",
+        f"{mem.get('tf_restore_fresh_process', 0) / size:.2f}x / "
+        f"{mem.get('ours_restore_fresh_process', 0) / size:.2f}x",
+        f"{r.bytes_on_disk.get('tf', 0) / MIB:.0f} / {r.bytes_on_disk.get('ours', 0) / MIB:.0f} MiB",
+        f"{size / MIB / m('ours_save_nofsync'):.0f} MiB/s",
+    ]
+
+
+_HEADER = [
+    "scenario", "TF save", "ours save", "save speed-up", "ours save + fsync",
+    "of fsync'd disk speed", "background stall", "background commit (fsync)", "TF restore",
+    "ours restore", "restore speed-up", "save memory growth TF / ours",
+    "restore memory growth TF / ours (fresh process, x buffer)", "on disk TF / ours",
+    "ours save throughput",
+]
+
+
+def markdown(results: list[Result], machine: dict) -> str:
+    """A markdown table of medians, with the machine and the number of repeats."""
+    lines = [
+        "| " + " | ".join(_HEADER) + " |",
+        "|" + "---|" * len(_HEADER),
+    ]
+    lines += ["| " + " | ".join(_row(r)) + " |" for r in results]
+    repeats = sorted({r.repeats for r in results})
+    checks = "; ".join(f"{r.scenario['name']}: {r.checks}" for r in results)
+    machine_line = ", ".join(f"{k} {v}" for k, v in machine.items())
+    return (
+        f"Medians over {'/'.join(map(str, repeats))} runs. Machine: {machine_line}.\n\n"
+        + "\n".join(lines)
+        + f"\n\nRestores checked against the uninterrupted iterator: {checks}\n"
+    )
+
+
+def plot_scaling(results: list[Result], path: str) -> None:
+    """Save and restore time against buffer size, ours against TensorFlow's, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [r.scenario["buffer_bytes"] / MIB for r in results]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    series = [
+        ("tf_save", "TF save (tf.train.Checkpoint)", "tab:red", "-"),
+        ("tf_restore", "TF restore", "tab:red", "--"),
+        ("ours_save_nofsync", "ours save", "tab:blue", "-"),
+        ("ours_save_fsync", "ours save + fsync", "tab:cyan", "-"),
+        ("ours_restore", "ours restore", "tab:blue", "--"),
+        ("disk_write_fsync", "raw disk write + fsync", "tab:gray", ":"),
+    ]
+    for key, label, color, style in series:
+        ax.plot(sizes, [r.median(key) for r in results], style, color=color, marker="o",
+                label=label)
+    ax.set_xlabel("shuffle buffer (MiB, 4 MiB float32 elements)")
+    ax.set_ylabel("seconds (median)")
+    ax.set_title("Iterator checkpoint cost against buffer size")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
