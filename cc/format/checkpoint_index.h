@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
@@ -29,7 +30,9 @@ inline constexpr int kNumEncodings = 3;
 struct TensorRecord {
   uint32_t dtype = 0;  // tensorflow::DataType value.
   TensorEncoding encoding = TensorEncoding::kRaw;
-  std::vector<int64_t> shape;
+  // Inline: an index of many small entries must not pay a heap allocation
+  // per tensor.
+  absl::InlinedVector<int64_t, 4> shape;
   uint32_t shard = 0;   // Shard holding the first byte.
   uint64_t offset = 0;  // Offset of the first byte in that shard; the bytes
                         // continue into the following shards from offset 0.
@@ -40,7 +43,7 @@ struct TensorRecord {
 struct EntryRecord {
   uint32_t type_name_id = 0;  // Index into CheckpointIndex::type_names.
   std::string metadata;
-  std::vector<TensorRecord> tensors;
+  absl::InlinedVector<TensorRecord, 1> tensors;
 };
 
 struct ShardRecord {

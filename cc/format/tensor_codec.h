@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "cc/format/checkpoint_index.h"
@@ -25,7 +26,7 @@ struct TensorPayload {
   TensorPayload& operator=(const TensorPayload&) = delete;
 
   TensorEncoding encoding = TensorEncoding::kRaw;
-  std::vector<absl::string_view> chunks;
+  absl::InlinedVector<absl::string_view, 1> chunks;
   std::string owned;
   uint64_t size = 0;
 };

@@ -251,7 +251,7 @@ absl::Status ReadCheckpoint(
   std::deque<std::string> side_buffers;  // Stable addresses as it grows.
   std::vector<std::pair<size_t, size_t>> to_decode;  // (entry, tensor)
   for (size_t e = 0; e < index.entries.size(); ++e) {
-    const std::vector<TensorRecord>& records = index.entries[e].tensors;
+    const auto& records = index.entries[e].tensors;
     tensors[e].resize(records.size());
     for (size_t t = 0; t < records.size(); ++t) {
       if (absl::Status s = AllocateTensor(records[t], &tensors[e][t]); !s.ok()) {
