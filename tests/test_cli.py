@@ -7,16 +7,15 @@ import subprocess
 import sys
 
 import pytest
+import tfdata_checkpoint as tc
 from conftest import take
 from pipelines import PIPELINES
-
-import tfdata_checkpoint as tc
 
 
 def cli(*args, timeout=600):
     return subprocess.run(
         [sys.executable, "-m", "tfdata_checkpoint.cli", *args],
-        capture_output=True, text=True, timeout=timeout,
+        check=False, capture_output=True, text=True, timeout=timeout,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
     )
 
@@ -70,8 +69,10 @@ def test_errors_are_one_line_and_nonzero(tmp_path):
     for command in ("inspect", "verify"):
         out = cli(command, str(tmp_path / "nope"))
         assert out.returncode != 0
-        assert out.stderr.strip().count("\n") == 0, out.stderr
-        assert "error:" in out.stderr and "nope" in out.stderr
+        # TensorFlow 2.21 logs a few lines of its own at import, whatever the log level.
+        ours = [line for line in out.stderr.splitlines() if line.startswith("tfdata-checkpoint")]
+        assert len(ours) == 1 and "Traceback" not in out.stderr, out.stderr
+        assert f"tfdata-checkpoint {command}: error:" in ours[0] and "nope" in ours[0]
     out = cli("demo", "--interrupt-at", "0")
     assert out.returncode != 0 and "--interrupt-at" in out.stderr
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import struct
 import subprocess
 import sys
@@ -10,10 +11,9 @@ import textwrap
 
 import pytest
 import tensorflow as tf
+import tfdata_checkpoint as tc
 from conftest import assert_elements_equal, take
 from pipelines import PIPELINES, big_shuffle_buffer
-
-import tfdata_checkpoint as tc
 
 
 @pytest.fixture
@@ -79,35 +79,35 @@ def test_missing_shard_is_not_found(saved):
 
 def test_every_flipped_index_byte_is_detected(saved):
     prefix, _ = saved
-    index = prefix + ".index"
-    size = os.path.getsize(index)
-    original = open(index, "rb").read()
-    for offset in list(range(0, 64)) + list(range(64, size, max(1, size // 50))):
+    index = pathlib.Path(prefix + ".index")
+    original = index.read_bytes()
+    size = len(original)
+    for offset in list(range(64)) + list(range(64, size, max(1, size // 50))):
         _flip_byte(index, offset)
         with pytest.raises((tf.errors.DataLossError, tf.errors.UnimplementedError),
                            match="ckpt.index"):
             _restore(prefix)
-        open(index, "wb").write(original)
+        index.write_bytes(original)
     _restore(prefix)  # undamaged again
 
 
 def test_truncated_index_is_data_loss(saved):
     prefix, _ = saved
-    index = prefix + ".index"
-    data = open(index, "rb").read()
+    index = pathlib.Path(prefix + ".index")
+    data = index.read_bytes()
     for n in (0, 5, 12, len(data) // 2, len(data) - 1):
-        open(index, "wb").write(data[:n])
+        index.write_bytes(data[:n])
         with pytest.raises(tf.errors.DataLossError, match="ckpt.index"):
             _restore(prefix)
 
 
 def test_unknown_major_version_is_rejected_clearly(saved):
     prefix, _ = saved
-    index = prefix + ".index"
-    data = bytearray(open(index, "rb").read())
+    index = pathlib.Path(prefix + ".index")
+    data = bytearray(index.read_bytes())
     data[8:12] = struct.pack("<I", 2)
     # The version is checked before the checksum, so the stale CRC is fine.
-    open(index, "wb").write(bytes(data))
+    index.write_bytes(bytes(data))
     with pytest.raises(tf.errors.UnimplementedError, match="format version 2"):
         _restore(prefix)
 
@@ -213,7 +213,7 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path):
     tests_dir = os.path.dirname(os.path.abspath(__file__))
     out = subprocess.run(
         [sys.executable, "-c", _FAILING_SAVE.format(tests=tests_dir, prefix=prefix)],
-        capture_output=True, text=True, timeout=300,
+        check=False, capture_output=True, text=True, timeout=300,
     )
     assert "FAILED:" in out.stdout, out.stdout + out.stderr
     assert "ckpt.data-" in out.stdout  # the error names the file it could not write

@@ -8,11 +8,10 @@ import sys
 import textwrap
 
 import tensorflow as tf
+import tfdata_checkpoint as tc
 from conftest import assert_elements_equal, take
 from pipelines import PIPELINES
 from tensorflow.python.ops import gen_dataset_ops
-
-import tfdata_checkpoint as tc
 
 
 def test_graph_mode_v1_iterator(tmp_path):

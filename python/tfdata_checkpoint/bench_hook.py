@@ -83,7 +83,7 @@ def run_job(which: str, scenario, steps: int, save_steps: int) -> dict:
         out = subprocess.run(
             [sys.executable, "-c", _JOB, which, model_dir, str(steps), str(save_steps),
              json.dumps(asdict(scenario))],
-            capture_output=True, text=True,
+            check=False, capture_output=True, text=True,
         )
     if out.returncode != 0:
         raise RuntimeError(f"{which} hook job failed:\n{out.stderr[-3000:]}")

@@ -27,8 +27,8 @@ def _row(r: Result) -> list[str]:
         f"{m('ours_restore'):.2f} s",
         f"**{m('tf_restore') / m('ours_restore'):.1f}x**",
         f"{mem.get('tf_save', 0) / MIB:.0f} / {mem.get('ours_save', 0) / MIB:.0f} MiB",
-        f"{mem.get('tf_restore_fresh_process', 0) / size:.2f}x / "
-        f"{mem.get('ours_restore_fresh_process', 0) / size:.2f}x",
+        (f"{mem.get('tf_restore_fresh_process', 0) / size:.2f}x / "
+         f"{mem.get('ours_restore_fresh_process', 0) / size:.2f}x"),
         f"{r.bytes_on_disk.get('tf', 0) / MIB:.0f} / {r.bytes_on_disk.get('ours', 0) / MIB:.0f} MiB",
         f"{size / MIB / m('ours_save_nofsync'):.0f} MiB/s",
     ]

@@ -188,26 +188,41 @@ def run_scenario(scenario: Scenario, repeats: int, directory: str) -> Result:
     os.makedirs(tf_dir, exist_ok=True)
     os.makedirs(our_dir, exist_ok=True)
     it = filled_iterator(scenario)
+    tf_prefix = os.path.join(tf_dir, "ckpt")
+    ours = os.path.join(our_dir, "ckpt")
+
+    def tf_save() -> None:
+        tf.train.Checkpoint(iterator=it).write(tf_prefix)
+
+    def ours_save(fsync: bool) -> None:
+        tc.save_iterator(it, ours, fsync=fsync)
+
+    def restore_and_check(which: str, expected_id: int) -> tuple[float, bool]:
+        restored = iter(make_dataset(scenario))
+        t0 = time.perf_counter()
+        if which == "tf":
+            tf.train.Checkpoint(iterator=restored).read(tf_prefix)
+        else:
+            tc.restore_iterator(restored, ours)
+        seconds = time.perf_counter() - t0
+        return seconds, int(next(restored)[0]) == expected_id
+
     ok = {"ours": 0, "tf": 0}
     for r in tqdm(range(repeats), desc=scenario.name, unit="repeat", leave=False):
         nbytes = scenario.buffer_bytes
         add("disk_write_nofsync", raw_disk_write(directory, nbytes, fsync=False))
         add("disk_write_fsync", raw_disk_write(directory, nbytes, fsync=True))
 
-        tf_prefix = os.path.join(tf_dir, "ckpt")
-        ckpt = tf.train.Checkpoint(iterator=it)
         t0 = time.perf_counter()
-        add_memory("tf_save", peak_memory_growth(lambda: ckpt.write(tf_prefix)))
+        add_memory("tf_save", peak_memory_growth(tf_save))
         add("tf_save", time.perf_counter() - t0)
         result.bytes_on_disk["tf"] = _dir_bytes(tf_dir)
 
-        ours = os.path.join(our_dir, "ckpt")
         t0 = time.perf_counter()
-        add_memory("ours_save", peak_memory_growth(
-            lambda: tc.save_iterator(it, ours, fsync=False)))
+        add_memory("ours_save", peak_memory_growth(lambda: ours_save(fsync=False)))
         add("ours_save_nofsync", time.perf_counter() - t0)
         _clear(our_dir)
-        add("ours_save_fsync", _timed(lambda: tc.save_iterator(it, ours, fsync=True)))
+        add("ours_save_fsync", _timed(lambda: ours_save(fsync=True)))
         result.bytes_on_disk["ours"] = _dir_bytes(our_dir)
         _clear(our_dir)
         t0 = time.perf_counter()
@@ -218,14 +233,10 @@ def run_scenario(scenario: Scenario, repeats: int, directory: str) -> Result:
 
         # Both checkpoints hold the state from before this element.
         expected_id = int(next(it)[0])
-        restored = iter(make_dataset(scenario))
-        add("tf_restore", _timed(lambda: tf.train.Checkpoint(iterator=restored).read(tf_prefix)))
-        ok["tf"] += int(next(restored)[0]) == expected_id
-        del restored
-        restored = iter(make_dataset(scenario))
-        add("ours_restore", _timed(lambda: tc.restore_iterator(restored, ours)))
-        ok["ours"] += int(next(restored)[0]) == expected_id
-        del restored
+        for which in ("tf", "ours"):
+            seconds, exact = restore_and_check(which, expected_id)
+            add(f"{which}_restore", seconds)
+            ok[which] += exact
 
         if r == 0:
             for which, prefix in (("tf", tf_prefix), ("ours", ours)):

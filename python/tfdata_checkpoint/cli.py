@@ -9,7 +9,8 @@ import os
 import re
 import sys
 import tempfile
-from typing import Any, Callable, Sequence
+from collections.abc import Sequence
+from typing import Any, Callable
 
 _STEP = re.compile(r"-(\d+)$")
 
@@ -26,8 +27,7 @@ def _prefixes(path: str) -> list[str]:
         found = tf.io.gfile.glob(os.path.join(path, "*.index"))
         prefixes = [p[: -len(".index")] for p in found]
         return sorted(prefixes, key=lambda p: (_step(p) is None, _step(p) or 0, p))
-    if path.endswith(".index"):
-        path = path[: -len(".index")]
+    path = path.removesuffix(".index")
     if not tf.io.gfile.exists(path + ".index"):
         raise FileNotFoundError(f"no checkpoint at {path} (no {path}.index) and no such directory")
     return [path]
@@ -189,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except Exception as e:  # noqa: BLE001 - one clear line instead of a traceback
+    except Exception as e:
         import tensorflow as tf
 
         if isinstance(e, tf.errors.OpError):

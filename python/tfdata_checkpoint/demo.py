@@ -7,7 +7,6 @@ import statistics
 import tempfile
 import time
 
-import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 

@@ -1,0 +1,283 @@
+"""CheckpointInputPipelineHook: a drop-in for TF's hook of the same name."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import tensorflow as tf
+
+from tfdata_checkpoint import iterator_state
+from tfdata_checkpoint.background_writes import CheckpointWrites
+from tfdata_checkpoint.retention import CheckpointRetention, checkpoint_for_model_step
+from tfdata_checkpoint.save_policy import Clock, SavePolicy
+
+logger = logging.getLogger(__name__)
+
+# tf.compat.v1 iterators and Estimator's input iterators are added to this
+# graph collection (GLOBAL_ITERATORS in TF's iterator_ops).
+ITERATORS_COLLECTION = "iterators"
+
+
+class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
+    """Checkpoints the input pipeline state every N steps or seconds.
+
+    A drop-in replacement for `tf.data.experimental.CheckpointInputPipelineHook`
+    (removed from TF 2.16) that writes in the background, and also works
+    without an Estimator (`tf.compat.v1.train.MonitoredTrainingSession`,
+    `MonitoredSession`).
+
+    It saves the iterators of the graph collection `"iterators"` (where
+    Estimator's input iterators and `tf.compat.v1.data` iterators land) so
+    that when training resumes, the input pipeline continues where it left
+    off.
+
+    Files: the checkpoint of global step `s` is `<dir>/<prefix>.ckpt-<s>`
+    (`.index` plus shard files), with `<prefix>` = `input`, or
+    `input_<task_type>_<task_id>` for an Estimator with more than one worker
+    replica. The state file `<dir>/checkpoint_<prefix>` stays readable by
+    `tf.train.latest_checkpoint(dir, latest_filename="checkpoint_<prefix>")`.
+    Several iterators in the collection are saved together, under the same
+    step: iterator 0 (in collection order, i.e. creation order) as above,
+    iterator `i > 0` as `<dir>/<prefix>.ckpt.iterator<i>/<prefix>.ckpt-<s>`.
+    The checkpoint counts only once every iterator's part has committed, and
+    restoring needs the same iterators, created in the same order.
+
+    Timeline:
+    - `begin()` builds the save and restore ops; no iterator in the graph:
+      `ValueError`.
+    - The first `before_run()` (after the dataset initializers ran) restores
+      the input checkpoint, or saves an initial one at the current global
+      step if there is none. When the directory holds a model checkpoint, the
+      input checkpoint restored is the one whose step equals the global step
+      the model was restored to; where there is none, the newest one before
+      it, with a warning; where all are newer, none (the pipeline starts
+      over), with a warning. Otherwise the newest input checkpoint.
+    - `after_run()` saves when due, by global step with
+      `tf.compat.v1.train.SecondOrStepTimer` semantics.
+    - `end()` saves a final checkpoint and waits for every pending write.
+
+    Background writing (`async_save=True`): the training step is held only
+    while the iterator state is captured (a shallow copy); the files are
+    written while training goes on. A save that comes while the previous one
+    is still being written waits for it, holding the training step, and logs
+    a warning saying so: choose `save_steps` / `save_secs` longer than a
+    write takes. A failed background write raises its error from the training
+    loop at the next step (the next `session.run`), or from `end()`.
+
+    Retention: the newest `max_to_keep` committed checkpoints are kept; older
+    ones are deleted only after a newer one has committed.
+
+    Args:
+      estimator: an Estimator (TF <= 2.15), or None. With one, the directory is
+        `estimator.model_dir` and the interval comes from its config's
+        `save_checkpoints_steps` / `save_checkpoints_secs` (unless
+        `save_steps` / `save_secs` is given).
+      external_state_policy: 'fail' (default, also for None), 'warn' or
+        'ignore': what to do when the pipeline depends on external state.
+      checkpoint_dir: the directory, when there is no estimator.
+      save_steps: save every this many global steps.
+      save_secs: save every this many seconds. Without an estimator exactly
+        one of `save_steps` / `save_secs` must be given.
+      max_to_keep: committed checkpoints to keep; None or 0 keeps all.
+      num_shards: shard files per iterator and checkpoint; None picks from
+        size and cores.
+      async_save: write in the background.
+      fsync: make each checkpoint durable before it commits.
+      clock: time source in seconds for `save_secs` (for tests);
+        `time.monotonic` by default.
+
+    Raises:
+      ValueError: on a bad argument, naming it.
+    """
+
+    def __init__(
+        self,
+        estimator: Any = None,
+        external_state_policy: str | None = "fail",
+        *,
+        checkpoint_dir: str | None = None,
+        save_steps: int | None = None,
+        save_secs: float | None = None,
+        max_to_keep: int | None = 5,
+        num_shards: int | None = None,
+        async_save: bool = True,
+        fsync: bool = True,
+        clock: Clock | None = None,
+    ) -> None:
+        if external_state_policy is None:
+            external_state_policy = "fail"
+        iterator_state.external_state_policy_value(external_state_policy)
+        if num_shards is not None and (
+            isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1
+        ):
+            raise ValueError(f"num_shards must be a positive int or None, got {num_shards!r}")
+        if max_to_keep is not None and (
+            isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int) or max_to_keep < 0
+        ):
+            raise ValueError(f"max_to_keep must be a non-negative int or None, got {max_to_keep!r}")
+        checkpoint_prefix = "input"
+        if estimator is not None:
+            if checkpoint_dir is not None:
+                raise ValueError(
+                    "checkpoint_dir must not be set with an estimator: its model_dir is used"
+                )
+            config = getattr(estimator, "config", None) or estimator._config
+            checkpoint_dir = estimator.model_dir
+            if save_steps is None and save_secs is None:
+                save_steps = config.save_checkpoints_steps
+                save_secs = config.save_checkpoints_secs
+                if save_steps is None and save_secs is None:
+                    raise ValueError(
+                        "save_steps / save_secs: the estimator's config sets neither "
+                        "save_checkpoints_steps nor save_checkpoints_secs; pass one of them"
+                    )
+            if config.num_worker_replicas > 1:
+                checkpoint_prefix += f"_{config.task_type}_{config.task_id}"
+        elif checkpoint_dir is None:
+            raise ValueError("checkpoint_dir must be set when no estimator is given")
+        checkpoint_dir = os.fspath(checkpoint_dir)
+        if not checkpoint_dir:
+            raise ValueError("checkpoint_dir must not be empty")
+        self._policy = SavePolicy(save_steps, save_secs, clock=clock)
+        self._checkpoint_dir = checkpoint_dir
+        self._checkpoint_prefix = checkpoint_prefix
+        self._latest_filename = "checkpoint_" + checkpoint_prefix
+        self._max_to_keep = max_to_keep
+        self._external_state_policy = external_state_policy
+        self._num_shards = num_shards
+        self._async_save = bool(async_save)
+        self._fsync = bool(fsync)
+        self._graph: tf.Graph | None = None
+        self._writes: CheckpointWrites | None = None
+        self._first_run = True
+        self._ran_a_step = False
+
+    @property
+    def checkpoint_dir(self) -> str:
+        """The directory of the input checkpoints."""
+        return self._checkpoint_dir
+
+    @property
+    def latest_filename(self) -> str:
+        """The name of the state file, e.g. `checkpoint_input`."""
+        return self._latest_filename
+
+    @property
+    def checkpoint_basename(self) -> str:
+        """The checkpoint file name before `-<step>`, e.g. `input.ckpt`."""
+        return self._checkpoint_prefix + ".ckpt"
+
+    def begin(self) -> None:
+        graph = tf.compat.v1.get_default_graph()
+        if self._graph is graph:
+            return  # Built already; a second begin() must not change the graph.
+        iterators = graph.get_collection(ITERATORS_COLLECTION)
+        if not iterators:
+            raise ValueError(
+                "CheckpointInputPipelineHook found no iterator in the graph collection "
+                f"{ITERATORS_COLLECTION!r}: the input must come from a tf.data iterator"
+            )
+        self._global_step = tf.compat.v1.train.get_global_step(graph)
+        if self._global_step is None:
+            raise RuntimeError("Global step should be created to use CheckpointInputPipelineHook.")
+        retention = CheckpointRetention(
+            self._checkpoint_dir,
+            self.checkpoint_basename,
+            latest_filename=self._latest_filename,
+            max_to_keep=self._max_to_keep,
+            num_parts=len(iterators),
+        )
+        self._writes = CheckpointWrites(retention, asynchronous=self._async_save)
+        self._save_prefixes = []
+        self._save_ops = []
+        self._restore_prefixes = []
+        self._restore_ops = []
+        with graph.as_default(), tf.compat.v1.name_scope("CheckpointInputPipelineHook"):
+            for i, iterator in enumerate(iterators):
+                save_prefix = tf.compat.v1.placeholder(tf.string, [], name=f"save_prefix_{i}")
+                self._save_prefixes.append(save_prefix)
+                self._save_ops.append(
+                    iterator_state.save_iterator(
+                        iterator,
+                        save_prefix,
+                        external_state_policy=self._external_state_policy,
+                        num_shards=self._num_shards,
+                        fsync=self._fsync,
+                        asynchronous=self._async_save,
+                    )
+                )
+                restore_prefix = tf.compat.v1.placeholder(tf.string, [], name=f"restore_prefix_{i}")
+                self._restore_prefixes.append(restore_prefix)
+                self._restore_ops.append(iterator_state.restore_iterator(iterator, restore_prefix))
+        self._graph = graph
+
+    def after_create_session(self, session: Any, coord: Any) -> None:
+        # Restoring waits for the first before_run(): other hooks' after_create_session
+        # (e.g. Estimator's dataset initializer hook) must have run first.
+        del session, coord
+        self._first_run = True
+
+    def before_run(self, run_context: Any) -> Any:
+        if self._first_run:
+            self._restore_or_save_initial(run_context.session)
+            self._first_run = False
+            self._ran_a_step = True
+        return tf.compat.v1.train.SessionRunArgs(self._global_step)
+
+    def after_run(self, run_context: Any, run_values: Any) -> None:
+        # Raises a background write failure at the step after it happened.
+        self._writes.poll()
+        stale_global_step = run_values.results
+        if self._policy.should_save(stale_global_step + 1):
+            # The fetched value may predate the train op; read it again.
+            global_step = run_context.session.run(self._global_step)
+            if self._policy.should_save(global_step):
+                self._save(run_context.session, global_step)
+
+    def end(self, session: Any) -> None:
+        try:
+            if self._ran_a_step:
+                last_step = session.run(self._global_step)
+                if last_step != self._policy.last_saved_step:
+                    self._save(session, last_step)
+            else:
+                # Without a before_run() nothing was restored: saving would
+                # overwrite a good checkpoint with a fresh pipeline.
+                logger.info("No step ran; not saving the input pipeline.")
+        finally:
+            self._writes.wait()
+
+    def _restore_or_save_initial(self, session: Any) -> None:
+        self._writes.wait()
+        retention = self._writes.retention
+        global_step = int(session.run(self._global_step))
+        if tf.train.latest_checkpoint(self._checkpoint_dir) is not None:
+            # A model directory: the session restored the model to global_step.
+            prefix = checkpoint_for_model_step(retention, global_step)
+        else:
+            prefix = retention.latest()
+        if prefix is not None:
+            step = retention.step_of(prefix)
+            logger.info("Restoring input pipeline checkpoint %s.", prefix)
+            session.run(
+                self._restore_ops,
+                feed_dict={
+                    placeholder: retention.part_prefix(step, part)
+                    for part, placeholder in enumerate(self._restore_prefixes)
+                },
+            )
+            self._policy.record_save(global_step)
+        else:
+            self._save(session, global_step)
+
+    def _save(self, session: Any, step: Any) -> None:
+        step = int(step)
+        self._policy.record_save(step)
+
+        def start_save(prefixes: Sequence[str]) -> None:
+            session.run(self._save_ops, feed_dict=dict(zip(self._save_prefixes, prefixes)))
+
+        self._writes.save(step, start_save)

@@ -1,0 +1,343 @@
+"""What to keep: the committed input checkpoints of one directory.
+
+A checkpoint is identified by its global step. Its files are
+`<directory>/<basename>-<step>.index` plus shard files
+`<directory>/<basename>-<step>.data-...`; when several iterators are saved
+together, iterator `i > 0` is a separate part under
+`<directory>/<basename>.iterator<i>/<basename>-<step>` (see
+`CheckpointRetention.part_prefix`). The checkpoint is *committed* once every
+part's `.index` exists, since the native writer renames the index into place
+last.
+
+The state file (`latest_filename`, e.g. `checkpoint_input`) is a
+`CheckpointState` text proto like the one `tf.train.Saver` writes, so
+`tf.train.latest_checkpoint(directory, latest_filename=...)` keeps working. It
+is a convenience, not the source of truth: listing also scans the directory, so
+a crash between a commit and the state-file update loses no checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from typing import NamedTuple
+
+import tensorflow as tf
+
+try:
+    from tensorflow.python.checkpoint import checkpoint_management as _checkpoint_management
+except ImportError:  # pragma: no cover - layout of older TF versions
+    _checkpoint_management = None
+
+logger = logging.getLogger(__name__)
+
+
+def join_path(directory: str, name: str) -> str:
+    """`directory/name` for local paths and URIs (`ram://`, `gs://`) alike."""
+    if not directory:
+        return name
+    return directory + name if directory.endswith("/") else f"{directory}/{name}"
+
+
+class StepMatch(NamedTuple):
+    """The checkpoint chosen for a model step (see `choose_for_step`)."""
+
+    prefix: str | None
+    step: int | None
+    exact: bool
+
+
+class CheckpointRetention:
+    """Lists, records and prunes the committed checkpoints of one directory.
+
+    Args:
+      directory: the checkpoint directory (any TensorFlow filesystem).
+      basename: file name of a checkpoint before `-<step>`, e.g. `input.ckpt`.
+      latest_filename: name of the state file, e.g. `checkpoint_input`.
+      max_to_keep: how many committed checkpoints to keep; None or 0 keeps all.
+      num_parts: how many iterators each checkpoint holds.
+
+    Raises:
+      ValueError: on an empty `directory` / `basename` / `latest_filename`, a
+        negative `max_to_keep` or a `num_parts` below 1.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        basename: str,
+        *,
+        latest_filename: str,
+        max_to_keep: int | None = 5,
+        num_parts: int = 1,
+    ) -> None:
+        directory = os.fspath(directory)
+        if not directory:
+            raise ValueError("directory must not be empty")
+        if not basename or "/" in basename:
+            raise ValueError(f"basename must be a non-empty file name, got {basename!r}")
+        if not latest_filename or "/" in latest_filename:
+            raise ValueError(
+                f"latest_filename must be a non-empty file name, got {latest_filename!r}"
+            )
+        if max_to_keep is not None and (
+            isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int) or max_to_keep < 0
+        ):
+            raise ValueError(f"max_to_keep must be a non-negative int or None, got {max_to_keep!r}")
+        if isinstance(num_parts, bool) or not isinstance(num_parts, int) or num_parts < 1:
+            raise ValueError(f"num_parts must be a positive int, got {num_parts!r}")
+        self._directory = directory
+        self._basename = basename
+        self._latest_filename = latest_filename
+        self._max_to_keep = max_to_keep or None
+        self._num_parts = num_parts
+        self._name_pattern = re.compile(re.escape(basename) + r"-(\d+)")
+        # Any file of a checkpoint: index, index being written, or shard.
+        self._file_pattern = re.compile(re.escape(basename) + r"-(\d+)\.(?:index|data-)")
+
+    @property
+    def directory(self) -> str:
+        """The checkpoint directory."""
+        return self._directory
+
+    @property
+    def latest_filename(self) -> str:
+        """The name of the state file inside `directory`."""
+        return self._latest_filename
+
+    @property
+    def num_parts(self) -> int:
+        """How many iterators each checkpoint holds."""
+        return self._num_parts
+
+    def part_directory(self, part: int) -> str:
+        """The directory holding part `part` (one per iterator)."""
+        if part == 0:
+            return self._directory
+        # A directory of its own per extra iterator: the native writer runs one
+        # background save per directory, so the parts are written in parallel
+        # instead of each waiting for the previous one.
+        return join_path(self._directory, f"{self._basename}.iterator{part}")
+
+    def prefix(self, step: int) -> str:
+        """The prefix naming the checkpoint of `step` (its part 0)."""
+        return self.part_prefix(step, 0)
+
+    def part_prefix(self, step: int, part: int) -> str:
+        """The prefix of iterator `part`'s files in the checkpoint of `step`."""
+        if not 0 <= part < self._num_parts:
+            raise ValueError(f"part must be in [0, {self._num_parts}), got {part!r}")
+        return join_path(self.part_directory(part), f"{self._basename}-{int(step)}")
+
+    def step_of(self, prefix: str) -> int | None:
+        """The step of a checkpoint prefix of this directory, or None."""
+        match = self._name_pattern.fullmatch(os.path.basename(os.fspath(prefix)))
+        return int(match.group(1)) if match else None
+
+    def is_committed(self, step: int) -> bool:
+        """Whether every part of the checkpoint of `step` has committed."""
+        return all(
+            tf.io.gfile.exists(self.part_prefix(step, part) + ".index")
+            for part in range(self._num_parts)
+        )
+
+    def _scan_steps(self) -> list[int]:
+        """Steps whose part-0 index exists (other parts not checked)."""
+        try:
+            names = tf.io.gfile.listdir(self._directory)
+        except tf.errors.NotFoundError:
+            return []
+        steps = []
+        for name in names:
+            if name.endswith(".index"):
+                step = self.step_of(name[: -len(".index")])
+                if step is not None:
+                    steps.append(step)
+        return steps
+
+    def _state(self) -> tuple[list[int], int | None]:
+        """(steps listed in the state file, oldest first; its latest step)."""
+        try:
+            state = tf.train.get_checkpoint_state(self._directory, self._latest_filename)
+        except (tf.errors.OpError, ValueError) as error:
+            logger.warning("Ignoring unreadable state file %s: %s", self._latest_filename, error)
+            return [], None
+        if state is None:
+            return [], None
+        listed = []
+        for path in state.all_model_checkpoint_paths:
+            step = self.step_of(path)
+            if step is not None and step not in listed:
+                listed.append(step)
+        return listed, self.step_of(state.model_checkpoint_path)
+
+    def committed_steps(self) -> list[int]:
+        """Steps of the committed checkpoints, oldest first.
+
+        The order is the state file's (the order of saving), preceded by
+        unlisted checkpoints older than its latest and followed by unlisted
+        ones newer than it: those committed after the state file was last
+        written, e.g. before a crash.
+        """
+        scanned = set(self._scan_steps())
+        listed, latest = self._state()
+        listed = [step for step in listed if step in scanned]
+        if latest is not None and latest in scanned and latest not in listed:
+            listed.append(latest)
+        unlisted = sorted(scanned.difference(listed))
+        newest_listed = max(listed) if listed else None
+        if newest_listed is None:
+            order = unlisted
+        else:
+            order = (
+                [s for s in unlisted if s < newest_listed]
+                + listed
+                + [s for s in unlisted if s > newest_listed]
+            )
+        if self._num_parts == 1:
+            return order
+        return [step for step in order if self.is_committed(step)]
+
+    def committed_checkpoints(self) -> list[str]:
+        """Prefixes of the committed checkpoints, oldest first."""
+        return [self.prefix(step) for step in self.committed_steps()]
+
+    def latest(self) -> str | None:
+        """The prefix of the newest committed checkpoint, or None."""
+        steps = self.committed_steps()
+        return self.prefix(steps[-1]) if steps else None
+
+    def choose_for_step(self, model_step: int) -> StepMatch:
+        """The checkpoint to restore for a model at global step `model_step`.
+
+        The checkpoint of exactly `model_step` if committed; else the newest
+        (highest step) one before it, with `exact=False`; else none: every
+        checkpoint there is comes from a step the model has not reached.
+        """
+        steps = self.committed_steps()
+        if model_step in steps:
+            return StepMatch(self.prefix(model_step), model_step, True)
+        earlier = [step for step in steps if step < model_step]
+        if not earlier:
+            return StepMatch(None, None, False)
+        step = max(earlier)
+        return StepMatch(self.prefix(step), step, False)
+
+    def record(self, step: int) -> list[str]:
+        """Records the newly committed checkpoint of `step` and prunes old ones.
+
+        Writes the state file with `step` as the latest, then deletes the
+        oldest checkpoints beyond `max_to_keep`. Only call this once the
+        checkpoint has committed: nothing is deleted before a newer checkpoint
+        exists.
+
+        Returns:
+          The prefixes deleted.
+        """
+        if not self.is_committed(step):
+            raise ValueError(f"step {step}: the checkpoint {self.prefix(step)} has not committed")
+        order = [s for s in self.committed_steps() if s != step] + [step]
+        keep = order if self._max_to_keep is None else order[-self._max_to_keep :]
+        drop = [s for s in order if s not in keep]
+        self._write_state(step, keep)
+        deleted = []
+        for old in drop:
+            self.delete(old)
+            deleted.append(self.prefix(old))
+        for old in self._uncommitted_steps_before(step):
+            # Files of a write that never committed (killed or failed): they
+            # can only be garbage once a later checkpoint has committed.
+            self.delete(old)
+        return deleted
+
+    def _uncommitted_steps_before(self, step: int) -> list[int]:
+        steps = set()
+        for part in range(self._num_parts):
+            try:
+                names = tf.io.gfile.listdir(self.part_directory(part))
+            except tf.errors.NotFoundError:
+                continue
+            for name in names:
+                match = self._file_pattern.match(name)
+                if match and int(match.group(1)) < step:
+                    steps.add(int(match.group(1)))
+        return sorted(s for s in steps if not self.is_committed(s))
+
+    def _write_state(self, latest: int, steps: list[int]) -> None:
+        paths = [self.prefix(s) for s in steps]
+        if _checkpoint_management is not None:
+            # Relative paths keep the directory relocatable, as Saver's
+            # save_relative_paths does.
+            _checkpoint_management.update_checkpoint_state_internal(
+                self._directory,
+                self.prefix(latest),
+                all_model_checkpoint_paths=paths,
+                latest_filename=self._latest_filename,
+                save_relative_paths=True,
+            )
+        else:  # pragma: no cover
+            tf.compat.v1.train.update_checkpoint_state(
+                self._directory,
+                self.prefix(latest),
+                all_model_checkpoint_paths=paths,
+                latest_filename=self._latest_filename,
+            )
+
+    def delete(self, step: int) -> None:
+        """Deletes the checkpoint of `step`: indexes first, then shards.
+
+        Removing part 0's index first un-commits the checkpoint at once, so an
+        interrupted deletion never leaves a checkpoint that looks whole.
+        """
+        for part in range(self._num_parts):
+            _remove_if_present(self.part_prefix(step, part) + ".index")
+        for part in range(self._num_parts):
+            directory = self.part_directory(part)
+            try:
+                names = tf.io.gfile.listdir(directory)
+            except tf.errors.NotFoundError:
+                continue
+            for name in names:
+                # Matched by pattern, not a glob: basenames may hold glob
+                # characters. Also catches the temporary index of a killed write.
+                match = self._file_pattern.match(name)
+                if match and int(match.group(1)) == step:
+                    _remove_if_present(join_path(directory, name))
+
+
+def _remove_if_present(path: str) -> None:
+    try:
+        tf.io.gfile.remove(path)
+    except tf.errors.NotFoundError:
+        pass
+
+
+def checkpoint_for_model_step(retention: CheckpointRetention, model_step: int) -> str | None:
+    """The checkpoint to restore for a model at `model_step`, logging mismatches.
+
+    See `CheckpointRetention.choose_for_step`; warns when the choice is not
+    the checkpoint of exactly `model_step`.
+    """
+    match = retention.choose_for_step(model_step)
+    if match.prefix is None:
+        if retention.committed_steps():
+            logger.warning(
+                "No input pipeline checkpoint at or before the model's step %d in %s "
+                "(only later ones); the input pipeline starts over.",
+                model_step,
+                retention.directory,
+            )
+        return None
+    if not match.exact:
+        logger.warning(
+            "No input pipeline checkpoint for the model's step %d in %s; restoring the "
+            "newest one before it, of step %d: the elements consumed between steps %d "
+            "and %d will be read again.",
+            model_step,
+            retention.directory,
+            match.step,
+            match.step,
+            model_step,
+        )
+    return match.prefix
