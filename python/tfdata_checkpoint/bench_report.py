@@ -88,3 +88,22 @@ def plot_scaling(results: list[Result], path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def hook_stall_markdown(stall: dict) -> str:
+    """The per-save training stall of TF's hook and ours on the same Estimator job."""
+    tf_, ours = stall["tf"], stall["ours"]
+    return (
+        f"Per-save training stall on an Estimator job ({stall['scenario']}, "
+        f"{stall['steps']} steps, a save every {stall['save_steps']} steps; medians over the "
+        f"{len(tf_['save_stalls']) - 1} periodic saves):\n\n"
+        "| hook | stall per save | other steps | final save + wait in end() | whole job |\n"
+        "|---|---|---|---|---|\n"
+        f"| TF `CheckpointInputPipelineHook` | {tf_['median_save_stall'] * 1e3:.0f} ms | "
+        f"{tf_['median_other_step_overhead'] * 1e3:.2f} ms | {tf_['end_seconds']:.2f} s | "
+        f"{tf_['train_seconds']:.1f} s |\n"
+        f"| tfdata-checkpoint (background) | {ours['median_save_stall'] * 1e3:.1f} ms | "
+        f"{ours['median_other_step_overhead'] * 1e3:.2f} ms | {ours['end_seconds']:.2f} s | "
+        f"{ours['train_seconds']:.1f} s |\n\n"
+        f"Ours / TF's stall: **{stall['ratio'] * 100:.2f}%**.\n"
+    )

@@ -301,7 +301,8 @@ def run(scenarios: list[Scenario], repeats: int, directory: str) -> list[Result]
     return results
 
 
-def save_results(results: list[Result], out_dir: str, name: str = "results") -> dict:
+def save_results(results: list[Result], out_dir: str, name: str = "results",
+                 hook_stall: dict | None = None) -> dict:
     """Writes JSON, a markdown table and, with several sizes, a PNG plot; returns the paths."""
     from tfdata_checkpoint import bench_report
 
@@ -309,10 +310,12 @@ def save_results(results: list[Result], out_dir: str, name: str = "results") -> 
     paths = {"json": os.path.join(out_dir, f"{name}.json"),
              "markdown": os.path.join(out_dir, f"{name}.md")}
     with open(paths["json"], "w") as f:
-        json.dump({"machine": machine_description(), "results": [asdict(r) for r in results]},
-                  f, indent=2)
+        json.dump({"machine": machine_description(), "results": [asdict(r) for r in results],
+                   "hook_stall": hook_stall}, f, indent=2)
     with open(paths["markdown"], "w") as f:
         f.write(bench_report.markdown(results, machine_description()))
+        if hook_stall is not None:
+            f.write("\n" + bench_report.hook_stall_markdown(hook_stall))
     scaling = [r for r in results if r.scenario["name"].startswith("scaling")]
     if len(scaling) >= 2:
         paths["plot"] = os.path.join(out_dir, f"{name}.png")

@@ -116,7 +116,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         os.makedirs(args.dir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="tfdc-bench-") as tmp:
         results = benchmark.run(scenarios, args.repeats, tmp)
-    paths = benchmark.save_results(results, args.out, args.name)
+    hook_stall = None
+    if args.only in ("all", "main") and not args.no_hook:
+        from tfdata_checkpoint import bench_hook
+
+        if bench_hook.available():
+            hook_stall = bench_hook.run(
+                benchmark.Scenario(f"Estimator, shuffle {args.buffer_mib} MiB / 4 MiB elements",
+                                   args.buffer_mib, 4096),
+                steps=args.hook_steps, save_steps=args.hook_save_steps)
+        else:
+            print("No Estimator in this TensorFlow: skipping the hook stall comparison.")
+    paths = benchmark.save_results(results, args.out, args.name, hook_stall=hook_stall)
     with open(paths["markdown"]) as f:
         print(f.read())
     print("Wrote " + ", ".join(paths.values()))
@@ -173,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="directory on the disk to measure (default: the system temp dir)")
     bench.add_argument("--out", default="bench/results", help="where to write the results")
     bench.add_argument("--name", default="results", help="base name of the result files")
+    bench.add_argument("--no-hook", action="store_true",
+                       help="skip the Estimator hook stall comparison (TF <= 2.15 only)")
+    bench.add_argument("--hook-steps", type=int, default=50,
+                       help="training steps of the hook stall comparison")
+    bench.add_argument("--hook-save-steps", type=int, default=10,
+                       help="save interval (steps) of the hook stall comparison")
     bench.set_defaults(func=_cmd_bench)
     return parser
 
