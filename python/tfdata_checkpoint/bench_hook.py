@@ -24,6 +24,7 @@ _JOB = textwrap.dedent(
     import tensorflow as tf
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
     from tfdata_checkpoint.benchmark import Scenario, make_dataset
+    from tfdata_checkpoint.timed_hook import TimedHook
 
     which, model_dir, steps, save_steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     scenario = Scenario(**json.loads(sys.argv[5]))
@@ -37,27 +38,6 @@ _JOB = textwrap.dedent(
         return tf.estimator.EstimatorSpec(
             mode, loss=loss, train_op=tf.compat.v1.assign_add(step, 1))
 
-    class Timed(tf.compat.v1.train.SessionRunHook):
-        def __init__(self, inner):
-            self.inner, self.runs, self.end_seconds = inner, [], 0.0
-        def begin(self):
-            self.inner.begin()
-        def after_create_session(self, session, coord):
-            self.inner.after_create_session(session, coord)
-        def before_run(self, run_context):
-            self.t0 = time.perf_counter()
-            args = self.inner.before_run(run_context)
-            self.before = time.perf_counter() - self.t0
-            return args
-        def after_run(self, run_context, run_values):
-            t0 = time.perf_counter()
-            self.inner.after_run(run_context, run_values)
-            self.runs.append(self.before + time.perf_counter() - t0)
-        def end(self, session):
-            t0 = time.perf_counter()
-            self.inner.end(session)
-            self.end_seconds = time.perf_counter() - t0
-
     config = tf.estimator.RunConfig(save_checkpoints_steps=save_steps, log_step_count_steps=10**9,
                                     save_summary_steps=10**9, keep_checkpoint_max=1)
     est = tf.estimator.Estimator(model_fn, model_dir=model_dir, config=config)
@@ -66,10 +46,10 @@ _JOB = textwrap.dedent(
     else:
         import tfdata_checkpoint
         hook = tfdata_checkpoint.CheckpointInputPipelineHook(est)
-    timed = Timed(hook)
+    timed = TimedHook(hook)
     t0 = time.perf_counter()
     est.train(input_fn, steps=steps, hooks=[timed])
-    print(json.dumps({"runs": timed.runs, "end": timed.end_seconds,
+    print(json.dumps({"runs": timed.step_seconds, "end": timed.end_seconds,
                       "train_seconds": time.perf_counter() - t0}))
     """
 )

@@ -1,56 +1,141 @@
-"""The README's main job: a training loop that is interrupted and resumes exactly."""
+"""The README's main job: a training job is interrupted and resumes its input stream exactly.
+
+A job trains on synthetic data through a large shuffle buffer with
+`CheckpointInputPipelineHook` (an Estimator on TF <= 2.15, MonitoredTrainingSession
+elsewhere). It crashes mid-run, as a pre-empted job does (no hook's `end()` runs), then
+starts again from the same directory: the model resumes from its last checkpoint and the
+input pipeline from the input checkpoint of the same step. The stream it trained on is
+compared, element by element, with an uninterrupted run of the same job.
+"""
 
 from __future__ import annotations
 
 import os
 import statistics
 import tempfile
-import time
+from typing import Any, Callable
 
 import tensorflow as tf
 from tqdm import tqdm
 
-import tfdata_checkpoint as tc
+from tfdata_checkpoint.hook import CheckpointInputPipelineHook
+from tfdata_checkpoint.timed_hook import TimedHook
 
 _ELEMENT_FLOATS = 64 * 1024  # 256 KiB elements
+_IDS = "tfdata_checkpoint_demo_ids"
+
+
+class Interrupted(Exception):
+    """Ends a run the way a pre-emption does: no hook's end() runs."""
 
 
 def synthetic_dataset(buffer_mib: int) -> tf.data.Dataset:
-    """Random float32 'images' with a step id, through a large shuffle buffer."""
+    """Random float32 'images' with their index, through a large shuffle buffer."""
     buffer_elements = max(1, buffer_mib * (1 << 20) // (4 * _ELEMENT_FLOATS))
 
     def make(i):
         return {"id": i, "x": tf.random.stateless_uniform([_ELEMENT_FLOATS], seed=[i, 7])}
 
     return (
-        tf.data.Dataset.range(1_000_000)
+        tf.data.Dataset.range(10**9)
         .map(make)
         .shuffle(buffer_elements, seed=42, reshuffle_each_iteration=False)
         .prefetch(2)
     )
 
 
-def _train(it, steps: int, start: int, save_every: int, directory: str, seen: list,
-           desc: str) -> list[float]:
-    """Consumes `steps` elements, saving every `save_every` global steps in the background."""
-    stalls = []
-    for step in tqdm(range(start, start + steps), desc=desc, unit="step"):
-        element = next(it)
-        seen.append(int(element["id"]))
-        if (step + 1) % save_every == 0:
-            t0 = time.perf_counter()
-            tc.save_iterator(it, os.path.join(directory, f"input.ckpt-{step + 1}"),
-                             asynchronous=True)
-            stalls.append(time.perf_counter() - t0)
-    tc.wait_for_pending_saves(directory)
-    return stalls
+class _StreamRecorder(tf.compat.v1.train.SessionRunHook):
+    """Records the ids the model trained on; stops the run at `interrupt_at` (global step)."""
+
+    def __init__(self, bar: tqdm, interrupt_at: int | None = None) -> None:
+        self.ids: list[int] = []
+        self.steps: list[int] = []
+        self._bar = bar
+        self._interrupt_at = interrupt_at
+
+    def begin(self) -> None:
+        self._ids = tf.compat.v1.get_collection(_IDS)[0]
+        self._step = tf.compat.v1.train.get_global_step()
+
+    def before_run(self, run_context: Any) -> Any:
+        return tf.compat.v1.train.SessionRunArgs([self._ids, self._step])
+
+    def after_run(self, run_context: Any, run_values: Any) -> None:
+        ids, step = run_values.results
+        self.ids.append(int(ids))
+        self.steps.append(int(step) + 1)  # The train op ran in this step.
+        self._bar.update(1)
+        if self._interrupt_at is not None and int(step) + 1 >= self._interrupt_at:
+            raise Interrupted()
 
 
-def _latest(directory: str) -> tuple[str, int]:
-    steps = [int(p.rsplit("-", 1)[1][: -len(".index")])
-             for p in tf.io.gfile.glob(os.path.join(directory, "input.ckpt-*.index"))]
-    step = max(steps)
-    return os.path.join(directory, f"input.ckpt-{step}"), step
+def _model(features: dict) -> tf.Operation:
+    tf.compat.v1.add_to_collection(_IDS, features["id"])
+    step = tf.compat.v1.train.get_or_create_global_step()
+    return tf.compat.v1.assign_add(step, 1)
+
+
+# Makes a run's hooks, given the Estimator (None without one).
+HookFactory = Callable[[Any], list]
+
+
+class _Run:
+    """One training run: what it trained on, and how long our hook held each step."""
+
+    def __init__(self, bar: tqdm, interrupt_at: int | None, directory: str,
+                 save_every: int) -> None:
+        self.recorder = _StreamRecorder(bar, interrupt_at)
+        self.timed: TimedHook | None = None
+        self._directory = directory
+        self._save_every = save_every
+
+    def hooks(self, estimator: Any) -> list:
+        if estimator is not None:
+            hook = CheckpointInputPipelineHook(estimator)
+        else:
+            hook = CheckpointInputPipelineHook(checkpoint_dir=self._directory,
+                                               save_steps=self._save_every)
+        self.timed = TimedHook(hook)
+        return [self.timed, self.recorder]
+
+    def save_stalls(self) -> list[float]:
+        """Seconds our hook held the steps at which it saved."""
+        return [seconds for seconds, step in zip(self.timed.step_seconds, self.recorder.steps)
+                if step % self._save_every == 0]
+
+
+def _train_estimator(model_dir: str, steps: int, save_every: int, buffer_mib: int,
+                     make_hooks: HookFactory) -> None:
+    def model_fn(features, labels, mode):
+        del labels
+        loss = tf.reduce_mean(features["x"]) * 0.0
+        return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=_model(features))
+
+    config = tf.estimator.RunConfig(save_checkpoints_steps=save_every, log_step_count_steps=None,
+                                    save_summary_steps=None)
+    estimator = tf.estimator.Estimator(model_fn, model_dir=model_dir, config=config)
+    estimator.train(lambda: synthetic_dataset(buffer_mib), max_steps=steps,
+                    hooks=make_hooks(estimator))
+
+
+def _train_monitored(model_dir: str, steps: int, save_every: int, buffer_mib: int,
+                     make_hooks: HookFactory) -> None:
+    with tf.Graph().as_default():
+        features = tf.compat.v1.data.make_one_shot_iterator(
+            synthetic_dataset(buffer_mib)).get_next()
+        train_op = _model(features)
+        with tf.compat.v1.train.MonitoredTrainingSession(
+            checkpoint_dir=model_dir, save_checkpoint_steps=save_every,
+            save_summaries_steps=None, save_summaries_secs=None, log_step_count_steps=None,
+            hooks=make_hooks(None),
+        ) as session:
+            global_step = tf.compat.v1.train.get_global_step()
+            while session.run(global_step) < steps:
+                session.run(train_op)
+
+
+def _estimator_available() -> bool:
+    return hasattr(tf, "estimator") and hasattr(tf.estimator, "Estimator")
 
 
 def run(steps: int = 300, interrupt_at: int = 170, save_every: int = 50, buffer_mib: int = 64,
@@ -58,39 +143,58 @@ def run(steps: int = 300, interrupt_at: int = 170, save_every: int = 50, buffer_
     """Runs the demo; returns the process exit status (0 when the stream resumed exactly)."""
     if not 0 < interrupt_at < steps:
         raise ValueError("--interrupt-at must be between 0 and --steps")
-    if save_every < 1 or save_every > interrupt_at:
+    if not 1 <= save_every <= interrupt_at:
         raise ValueError("--save-every must be between 1 and --interrupt-at")
+    if buffer_mib < 1:
+        raise ValueError("--buffer-mib must be at least 1")
+    tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
+    use_estimator = _estimator_available()
+    train = _train_estimator if use_estimator else _train_monitored
+    kind = "an Estimator" if use_estimator else "a MonitoredTrainingSession"
+
     with tempfile.TemporaryDirectory() as tmp:
-        directory = directory or tmp
-        print(f"Shuffle buffer of {buffer_mib} MiB; checkpoints in {directory}")
+        directory = directory or os.path.join(tmp, "run")
+        print(f"Training {kind} job on synthetic data, {buffer_mib} MiB shuffle buffer, "
+              f"input and model checkpoints every {save_every} steps, in {directory}")
 
-        reference = []
-        _train(iter(synthetic_dataset(buffer_mib)), steps, 0, steps + 1, directory, reference,
-               "uninterrupted run")
+        with tqdm(total=steps, desc="uninterrupted reference", unit="step") as bar:
+            reference = _StreamRecorder(bar)
+            train(os.path.join(tmp, "reference"), steps, save_every, buffer_mib,
+                  lambda estimator: [reference])
 
-        seen = []
-        stalls = _train(iter(synthetic_dataset(buffer_mib)), interrupt_at, 0, save_every,
-                        directory, seen, "run 1 (interrupted)")
-        print(f"Interrupted at step {interrupt_at}.")
-        prefix, step = _latest(directory)
-        info = tc.ops.describe_iterator_shards(prefix, verify=True).numpy().decode()
-        t0 = time.perf_counter()
-        it = iter(synthetic_dataset(buffer_mib))
-        tc.restore_iterator(it, prefix)
-        restore_s = time.perf_counter() - t0
-        print(f"Restored {prefix} (verified: {info[:80]}...) in {restore_s:.3f} s")
-        # Steps after the last checkpoint are trained again, as with the model.
-        resumed = seen[:step]
-        stalls += _train(it, steps - step, step, save_every, directory, resumed, "run 2 (resumed)")
+        with tqdm(total=interrupt_at, desc="run 1 (pre-empted)", unit="step") as bar:
+            first = _Run(bar, interrupt_at, directory, save_every)
+            try:
+                train(directory, steps, save_every, buffer_mib, first.hooks)
+            except Interrupted:
+                pass
+        print(f"Pre-empted at step {interrupt_at}: no final save ran.")
 
-    print(f"Save stall per checkpoint (capture only, writes in the background): "
-          f"median {statistics.median(stalls) * 1e3:.1f} ms over {len(stalls)} saves")
-    if resumed == reference:
-        print(f"OK: the resumed stream of {len(resumed)} elements is exactly the uninterrupted "
-              f"one: no element repeated or skipped.")
+        resumed_from = tf.train.latest_checkpoint(directory)
+        with tqdm(total=steps, desc="run 2 (resumed)", unit="step") as bar:
+            bar.update(int(resumed_from.rsplit("-", 1)[1]))
+            second = _Run(bar, None, directory, save_every)
+            train(directory, steps, save_every, buffer_mib, second.hooks)
+        restart_step = second.recorder.steps[0] - 1 if second.recorder.steps else steps
+        print(f"Resumed from model checkpoint {os.path.basename(resumed_from)} "
+              f"(step {restart_step}) and the input checkpoint of the same step.")
+
+    # The model replays the steps after its last checkpoint; so does the input.
+    stream = first.recorder.ids[:restart_step] + second.recorder.ids
+    saves = first.save_stalls() + second.save_stalls()
+    if saves:
+        print(f"Training stall per input checkpoint (capture; the files are written in the "
+              f"background): median {statistics.median(saves) * 1e3:.1f} ms, "
+              f"max {max(saves) * 1e3:.1f} ms over {len(saves)} saves")
+    if stream == reference.ids:
+        print(f"OK: the resumed stream of {len(stream)} elements is exactly the uninterrupted "
+              "one: no element repeated or skipped.")
         return 0
-    first = next(i for i, (a, b) in enumerate(zip(resumed, reference)) if a != b)
-    print(f"MISMATCH at step {first}: {resumed[first]} != {reference[first]}")
+    first_bad = next((i for i, (a, b) in enumerate(zip(stream, reference.ids)) if a != b),
+                     min(len(stream), len(reference.ids)))
+    print(f"MISMATCH at step {first_bad}: the resumed job saw "
+          f"{stream[first_bad:first_bad + 5]}, the uninterrupted one "
+          f"{reference.ids[first_bad:first_bad + 5]}")
     return 1
 
 
