@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Callable
 
@@ -10,6 +11,18 @@ import tensorflow as tf
 
 class Crash(Exception):
     """Ends a training loop the way a failure does: hooks' end() is not called."""
+
+
+class ReleaseOnLog(logging.Handler):
+    """Sets `event` when a record containing `text` is logged."""
+
+    def __init__(self, event, text):
+        super().__init__(logging.WARNING)
+        self.event, self.text = event, text
+
+    def emit(self, record):
+        if self.text in record.getMessage():
+            self.event.set()
 
 
 class FakeClock:

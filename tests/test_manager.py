@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tfdata_checkpoint as tc
+from hook_sessions import ReleaseOnLog
 from tfdata_checkpoint import background_writes
 
 
@@ -169,18 +170,6 @@ def test_background_failure_is_never_silent(tmp_path):
     except tf.errors.OpError:
         raised += 1
     assert raised == 1
-
-
-class ReleaseOnLog(logging.Handler):
-    """Sets `event` when a record containing `text` is logged."""
-
-    def __init__(self, event, text):
-        super().__init__(logging.WARNING)
-        self.event, self.text = event, text
-
-    def emit(self, record):
-        if self.text in record.getMessage():
-            self.event.set()
 
 
 def test_a_save_waits_for_the_previous_write_and_logs_it(tmp_path, monkeypatch, caplog):

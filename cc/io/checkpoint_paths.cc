@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <initializer_list>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -64,26 +66,47 @@ bool IsLocalPath(absl::string_view path) {
          path.find("://") == absl::string_view::npos;
 }
 
-absl::Status SyncDirectory(absl::string_view directory) {
-  if (!IsLocalPath(directory)) return absl::OkStatus();
-  std::string dir(directory);
-  if (absl::StartsWith(dir, "file://")) dir = dir.substr(7);
-  if (dir.empty()) dir = ".";
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+namespace {
+
+std::string LocalPath(absl::string_view path) {
+  std::string local(path);
+  if (absl::StartsWith(local, "file://")) local = local.substr(7);
+  return local.empty() ? "." : local;
+}
+
+// fsync()s `path`, opened with `flags`. `tolerated` errno values (a
+// filesystem that cannot sync this kind of file) count as success.
+absl::Status FsyncPath(const std::string& path, int flags, absl::string_view what,
+                       std::initializer_list<int> tolerated) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
   if (fd < 0) {
     return absl::InternalError(
-        absl::StrCat("opening directory ", dir, " to sync it: ", std::strerror(errno)));
+        absl::StrCat("opening ", what, " ", path, " to sync it: ", std::strerror(errno)));
   }
   const int rc = ::fsync(fd);
   const int saved_errno = errno;
   ::close(fd);
-  // Some filesystems refuse fsync on directories; their renames are as
-  // durable as they get.
-  if (rc != 0 && saved_errno != EINVAL && saved_errno != EROFS) {
-    return absl::InternalError(
-        absl::StrCat("syncing directory ", dir, ": ", std::strerror(saved_errno)));
+  if (rc != 0 && std::find(tolerated.begin(), tolerated.end(), saved_errno) == tolerated.end()) {
+    // EIO here means written data may be lost: the save must fail.
+    return absl::DataLossError(
+        absl::StrCat("syncing ", what, " ", path, ": ", std::strerror(saved_errno)));
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status SyncLocalFile(absl::string_view path) {
+  if (!IsLocalPath(path)) return absl::OkStatus();
+  return FsyncPath(LocalPath(path), O_RDONLY, "file", {EINVAL, EROFS});
+}
+
+absl::Status SyncDirectory(absl::string_view directory) {
+  if (!IsLocalPath(directory)) return absl::OkStatus();
+  // Some filesystems refuse fsync on directories; their renames are as
+  // durable as they get.
+  return FsyncPath(LocalPath(directory), O_RDONLY | O_DIRECTORY, "directory",
+                   {EINVAL, EROFS});
 }
 
 absl::Status Annotate(const absl::Status& status, absl::string_view verb,

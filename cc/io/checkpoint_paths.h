@@ -29,6 +29,12 @@ std::string NormalizeDirectory(absl::string_view directory);
 // True for plain paths and file:// URIs, where POSIX calls apply.
 bool IsLocalPath(absl::string_view path);
 
+// Makes the contents of a closed local file durable (POSIX fsync). TF's
+// WritableFile::Sync() only flushes its buffer to the OS for local files, so
+// it is not enough. A no-op for non-local filesystems, whose Sync()/Close()
+// already persist (they upload).
+absl::Status SyncLocalFile(absl::string_view path);
+
 // Makes a rename inside `directory` durable (POSIX fsync of the directory).
 // A no-op for non-local filesystems, whose renames are durable when they
 // return or which have no directories at all.

@@ -87,7 +87,8 @@ class ShardFileWriter {
     if (fsync) {
       if (absl::Status s = Annotate(file_->Sync(), "syncing", path_); !s.ok()) return s;
     }
-    return Annotate(file_->Close(), "closing", path_);
+    if (absl::Status s = Annotate(file_->Close(), "closing", path_); !s.ok()) return s;
+    return fsync ? SyncLocalFile(path_) : absl::OkStatus();
   }
 
  private:

@@ -50,6 +50,7 @@ absl::Status CommitIndex(const CheckpointIndex& index, const std::string& prefix
     if (s.ok()) s = Annotate(file->Append(EncodeIndex(index)), "writing", tmp);
     if (s.ok() && fsync) s = Annotate(file->Sync(), "syncing", tmp);
     if (s.ok()) s = Annotate(file->Close(), "closing", tmp);
+    if (s.ok() && fsync) s = SyncLocalFile(tmp);
     if (!s.ok()) {
       env->DeleteFile(tmp).IgnoreError();
       return s;

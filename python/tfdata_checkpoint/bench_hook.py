@@ -1,8 +1,10 @@
 """Per-save training stall of an input-pipeline hook on an Estimator job (TF <= 2.15).
 
 The same job (a model that only counts steps, fed by a large shuffle buffer of incompressible
-float32 elements) runs once with TensorFlow's `tf.data.experimental.CheckpointInputPipelineHook`
-and once with ours, each in a fresh process. A wrapper times the hook's own callbacks at every
+float32 elements, each step taking `step_ms` as a model's compute would) runs once with
+TensorFlow's `tf.data.experimental.CheckpointInputPipelineHook` and once with ours, each in a
+fresh process. With steps that take no time, saves would come faster than any write completes
+and ours would measure queueing behind the previous write, not the capture. A wrapper times the hook's own callbacks at every
 step: a save's stall is the time the hook held the step in which it saved.
 """
 
@@ -28,6 +30,11 @@ _JOB = textwrap.dedent(
 
     which, model_dir, steps, save_steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     scenario = Scenario(**json.loads(sys.argv[5]))
+    step_seconds = float(sys.argv[6]) / 1000
+
+    class ModelCompute(tf.compat.v1.train.SessionRunHook):
+        def after_run(self, run_context, run_values):
+            time.sleep(step_seconds)
 
     def input_fn():
         return make_dataset(scenario).map(lambda i, x: ({"x": x}, i))
@@ -48,21 +55,21 @@ _JOB = textwrap.dedent(
         hook = tfdata_checkpoint.CheckpointInputPipelineHook(est)
     timed = TimedHook(hook)
     t0 = time.perf_counter()
-    est.train(input_fn, steps=steps, hooks=[timed])
+    est.train(input_fn, steps=steps, hooks=[timed, ModelCompute()])
     print(json.dumps({"runs": timed.step_seconds, "end": timed.end_seconds,
                       "train_seconds": time.perf_counter() - t0}))
     """
 )
 
 
-def run_job(which: str, scenario, steps: int, save_steps: int) -> dict:
+def run_job(which: str, scenario, steps: int, save_steps: int, step_ms: float) -> dict:
     """Trains `steps` steps with hook `which` ('tf' or 'ours'); returns the stalls."""
     from dataclasses import asdict
 
     with tempfile.TemporaryDirectory() as model_dir:
         out = subprocess.run(
             [sys.executable, "-c", _JOB, which, model_dir, str(steps), str(save_steps),
-             json.dumps(asdict(scenario))],
+             json.dumps(asdict(scenario)), str(step_ms)],
             check=False, capture_output=True, text=True,
         )
     if out.returncode != 0:
@@ -82,13 +89,14 @@ def run_job(which: str, scenario, steps: int, save_steps: int) -> dict:
     }
 
 
-def run(scenario, steps: int = 40, save_steps: int = 10) -> dict:
+def run(scenario, steps: int = 60, save_steps: int = 20, step_ms: float = 100.0) -> dict:
     """Both hooks on the same job, one after the other."""
     t0 = time.time()
-    results = {which: run_job(which, scenario, steps, save_steps) for which in ("tf", "ours")}
+    results = {which: run_job(which, scenario, steps, save_steps, step_ms)
+               for which in ("tf", "ours")}
     results["ratio"] = results["ours"]["median_save_stall"] / results["tf"]["median_save_stall"]
     results["scenario"] = scenario.name
-    results["steps"], results["save_steps"] = steps, save_steps
+    results["steps"], results["save_steps"], results["step_ms"] = steps, save_steps, step_ms
     results["wall_seconds"] = time.time() - t0
     return results
 

@@ -95,7 +95,8 @@ def hook_stall_markdown(stall: dict) -> str:
     tf_, ours = stall["tf"], stall["ours"]
     return (
         f"Per-save training stall on an Estimator job ({stall['scenario']}, "
-        f"{stall['steps']} steps, a save every {stall['save_steps']} steps; medians over the "
+        f"{stall['steps']} steps of {stall['step_ms']:.0f} ms, a save every "
+        f"{stall['save_steps']} steps; medians over the "
         f"{len(tf_['save_stalls']) - 1} periodic saves):\n\n"
         "| hook | stall per save | other steps | final save + wait in end() | whole job |\n"
         "|---|---|---|---|---|\n"

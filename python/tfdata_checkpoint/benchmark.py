@@ -118,6 +118,11 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t0
 
 
+def _settle() -> None:
+    """Writes back all dirty pages, so that a timed write does not pay for the previous one."""
+    os.sync()
+
+
 def raw_disk_write(directory: str, nbytes: int, fsync: bool) -> float:
     """Seconds to write `nbytes` in 64 MiB blocks (then fsync if asked): the disk's limit."""
     block = np.random.default_rng(0).integers(0, 255, size=64 * MIB, dtype=np.uint8).tobytes()
@@ -210,21 +215,27 @@ def run_scenario(scenario: Scenario, repeats: int, directory: str) -> Result:
     ok = {"ours": 0, "tf": 0}
     for r in tqdm(range(repeats), desc=scenario.name, unit="repeat", leave=False):
         nbytes = scenario.buffer_bytes
+        _settle()
         add("disk_write_nofsync", raw_disk_write(directory, nbytes, fsync=False))
+        _settle()
         add("disk_write_fsync", raw_disk_write(directory, nbytes, fsync=True))
 
+        _settle()
         t0 = time.perf_counter()
         add_memory("tf_save", peak_memory_growth(tf_save))
         add("tf_save", time.perf_counter() - t0)
         result.bytes_on_disk["tf"] = _dir_bytes(tf_dir)
 
+        _settle()
         t0 = time.perf_counter()
         add_memory("ours_save", peak_memory_growth(lambda: ours_save(fsync=False)))
         add("ours_save_nofsync", time.perf_counter() - t0)
         _clear(our_dir)
+        _settle()
         add("ours_save_fsync", _timed(lambda: ours_save(fsync=True)))
         result.bytes_on_disk["ours"] = _dir_bytes(our_dir)
         _clear(our_dir)
+        _settle()
         t0 = time.perf_counter()
         tc.save_iterator(it, ours, fsync=True, asynchronous=True)
         add("ours_async_stall", time.perf_counter() - t0)

@@ -124,7 +124,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             hook_stall = bench_hook.run(
                 benchmark.Scenario(f"Estimator, shuffle {args.buffer_mib} MiB / 4 MiB elements",
                                    args.buffer_mib, 4096),
-                steps=args.hook_steps, save_steps=args.hook_save_steps)
+                steps=args.hook_steps, save_steps=args.hook_save_steps,
+                step_ms=args.hook_step_ms)
         else:
             print("No Estimator in this TensorFlow: skipping the hook stall comparison.")
     paths = benchmark.save_results(results, args.out, args.name, hook_stall=hook_stall)
@@ -186,10 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--name", default="results", help="base name of the result files")
     bench.add_argument("--no-hook", action="store_true",
                        help="skip the Estimator hook stall comparison (TF <= 2.15 only)")
-    bench.add_argument("--hook-steps", type=int, default=50,
+    bench.add_argument("--hook-steps", type=int, default=60,
                        help="training steps of the hook stall comparison")
-    bench.add_argument("--hook-save-steps", type=int, default=10,
+    bench.add_argument("--hook-save-steps", type=int, default=20,
                        help="save interval (steps) of the hook stall comparison")
+    bench.add_argument("--hook-step-ms", type=float, default=100.0,
+                       help="simulated model compute per step (ms) in the hook comparison")
     bench.set_defaults(func=_cmd_bench)
     return parser
 
