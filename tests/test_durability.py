@@ -36,7 +36,8 @@ def _syscalls(prefix: str, fsync: bool) -> list[str]:
         check=False, capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    return [line for line in out.stderr.splitlines() if prefix in line or "rename" in line]
+    directory = prefix.rsplit("/", 1)[0]
+    return [line for line in out.stderr.splitlines() if directory in line]
 
 
 def test_every_file_is_synced_before_the_commit(tmp_path):
