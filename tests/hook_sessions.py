@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from typing import Callable
 
@@ -23,6 +24,13 @@ class ReleaseOnLog(logging.Handler):
     def emit(self, record):
         if self.text in record.getMessage():
             self.event.set()
+
+
+def join_background_waits():
+    """Lets every background write end (their outcome stays unreported)."""
+    for thread in threading.enumerate():
+        if thread.name.startswith("tfdata-checkpoint-wait"):
+            thread.join()
 
 
 class FakeClock:

@@ -17,6 +17,7 @@ import tfdata_checkpoint as tc
 from hook_sessions import (
     FakeClock,
     ReleaseOnLog,
+    join_background_waits,
     range_dataset,
     shuffled_dataset,
     train,
@@ -199,13 +200,6 @@ def test_background_write_failure_surfaces_in_the_training_loop(tmp_path):
     # The save after step 2 fails: at once when starting it finds the directory
     # gone, or in the background and then raised at the next step.
     assert failed_at[-1] in (2, 3)
-
-
-def join_background_waits():
-    """Lets every background write end (their outcome stays unreported)."""
-    for thread in threading.enumerate():
-        if thread.name.startswith("tfdata-checkpoint-wait"):
-            thread.join()
 
 
 def test_background_failure_surfaces_at_the_next_step_without_a_save(tmp_path):

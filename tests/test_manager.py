@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tfdata_checkpoint as tc
-from hook_sessions import ReleaseOnLog
+from hook_sessions import ReleaseOnLog, join_background_waits
 from tfdata_checkpoint import background_writes
 
 
@@ -119,13 +119,6 @@ def test_restore_matching_the_model_step(tmp_path, caplog):
         assert tc.IteratorCheckpointManager(fresh, tmp_path).restore_or_initialize(step=3) is None
     assert "starts over" in caplog.text
     assert take(fresh, 1)[0] == take(iter(dataset()), 1)[0]
-
-
-def join_background_waits():
-    """Lets every background write end (their outcome stays unreported)."""
-    for thread in threading.enumerate():
-        if thread.name.startswith("tfdata-checkpoint-wait"):
-            thread.join()
 
 
 def test_background_failure_surfaces_at_the_next_step(tmp_path):
