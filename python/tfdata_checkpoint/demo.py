@@ -55,17 +55,21 @@ class _StreamRecorder(tf.compat.v1.train.SessionRunHook):
 
     def begin(self) -> None:
         self._ids = tf.compat.v1.get_collection(_IDS)[0]
-        self._step = tf.compat.v1.train.get_global_step()
+        self._global_step = tf.compat.v1.train.get_global_step()
+
+    def after_create_session(self, session: Any, coord: Any) -> None:
+        # Read once here: fetched in a train step, the value would race the train op.
+        self._start_step = int(session.run(self._global_step))
 
     def before_run(self, run_context: Any) -> Any:
-        return tf.compat.v1.train.SessionRunArgs([self._ids, self._step])
+        return tf.compat.v1.train.SessionRunArgs(self._ids)
 
     def after_run(self, run_context: Any, run_values: Any) -> None:
-        ids, step = run_values.results
-        self.ids.append(int(ids))
-        self.steps.append(int(step) + 1)  # The train op ran in this step.
+        self.ids.append(int(run_values.results))
+        step = self._start_step + len(self.ids)  # Global step after this train step.
+        self.steps.append(step)
         self._bar.update(1)
-        if self._interrupt_at is not None and int(step) + 1 >= self._interrupt_at:
+        if self._interrupt_at is not None and step >= self._interrupt_at:
             raise Interrupted()
 
 
@@ -124,13 +128,15 @@ def _train_monitored(model_dir: str, steps: int, save_every: int, buffer_mib: in
         features = tf.compat.v1.data.make_one_shot_iterator(
             synthetic_dataset(buffer_mib)).get_next()
         train_op = _model(features)
+        # Every session.run goes through the hooks, which fetch an element: only
+        # train steps may run, so the step limit comes from a hook, not a query.
+        stop = tf.compat.v1.train.StopAtStepHook(last_step=steps)
         with tf.compat.v1.train.MonitoredTrainingSession(
             checkpoint_dir=model_dir, save_checkpoint_steps=save_every,
             save_summaries_steps=None, save_summaries_secs=None, log_step_count_steps=None,
-            hooks=make_hooks(None),
+            hooks=[stop, *make_hooks(None)],
         ) as session:
-            global_step = tf.compat.v1.train.get_global_step()
-            while session.run(global_step) < steps:
+            while not session.should_stop():
                 session.run(train_op)
 
 
