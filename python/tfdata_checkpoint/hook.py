@@ -11,7 +11,11 @@ import tensorflow as tf
 
 from tfdata_checkpoint import iterator_state
 from tfdata_checkpoint.background_writes import CheckpointWrites
-from tfdata_checkpoint.retention import CheckpointRetention, checkpoint_for_model_step
+from tfdata_checkpoint.retention import (
+    CheckpointRetention,
+    check_max_to_keep,
+    checkpoint_for_model_step,
+)
 from tfdata_checkpoint.save_policy import Clock, SavePolicy
 
 logger = logging.getLogger(__name__)
@@ -110,14 +114,8 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
         if external_state_policy is None:
             external_state_policy = "fail"
         iterator_state.external_state_policy_value(external_state_policy)
-        if num_shards is not None and (
-            isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1
-        ):
-            raise ValueError(f"num_shards must be a positive int or None, got {num_shards!r}")
-        if max_to_keep is not None and (
-            isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int) or max_to_keep < 0
-        ):
-            raise ValueError(f"max_to_keep must be a non-negative int or None, got {max_to_keep!r}")
+        iterator_state.check_num_shards(num_shards)
+        check_max_to_keep(max_to_keep)
         checkpoint_prefix = "input"
         if estimator is not None:
             if checkpoint_dir is not None:

@@ -53,7 +53,8 @@ def _check_prefix(prefix: Any) -> Any:
     raise ValueError(f"prefix must be a string or a string tensor, got {type(prefix).__name__}")
 
 
-def _check_num_shards(num_shards: int | None) -> int:
+def check_num_shards(num_shards: int | None) -> int:
+    """The op attribute for `num_shards` (None: 0, automatic); ValueError if not a positive int."""
     if num_shards is None:
         return 0
     if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
@@ -102,7 +103,7 @@ def save_iterator(
       string tensor whose evaluation performs the save.
     """
     policy = external_state_policy_value(external_state_policy)
-    shards = _check_num_shards(num_shards)
+    shards = check_num_shards(num_shards)
     prefix = _check_prefix(prefix)
     resource = iterator_resource(iterator)
     state = gen_dataset_ops.serialize_iterator(resource, external_state_policy=policy)

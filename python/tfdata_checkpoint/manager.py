@@ -92,10 +92,7 @@ class IteratorCheckpointManager:
         iterator_state.external_state_policy_value(external_state_policy)
         if directory is None:
             raise ValueError("directory must be set")
-        if num_shards is not None and (
-            isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1
-        ):
-            raise ValueError(f"num_shards must be a positive int or None, got {num_shards!r}")
+        iterator_state.check_num_shards(num_shards)
         if save_steps is None and save_secs is None:
             self._policy: SavePolicy | None = None
         else:

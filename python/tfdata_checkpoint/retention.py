@@ -81,10 +81,7 @@ class CheckpointRetention:
             raise ValueError(
                 f"latest_filename must be a non-empty file name, got {latest_filename!r}"
             )
-        if max_to_keep is not None and (
-            isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int) or max_to_keep < 0
-        ):
-            raise ValueError(f"max_to_keep must be a non-negative int or None, got {max_to_keep!r}")
+        check_max_to_keep(max_to_keep)
         if isinstance(num_parts, bool) or not isinstance(num_parts, int) or num_parts < 1:
             raise ValueError(f"num_parts must be a positive int, got {num_parts!r}")
         self._directory = directory
@@ -304,6 +301,14 @@ class CheckpointRetention:
                 match = self._file_pattern.match(name)
                 if match and int(match.group(1)) == step:
                     _remove_if_present(join_path(directory, name))
+
+
+def check_max_to_keep(max_to_keep: int | None) -> None:
+    """ValueError unless `max_to_keep` is None or a non-negative int."""
+    if max_to_keep is not None and (
+        isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int) or max_to_keep < 0
+    ):
+        raise ValueError(f"max_to_keep must be a non-negative int or None, got {max_to_keep!r}")
 
 
 def _remove_if_present(path: str) -> None:
