@@ -130,21 +130,35 @@ def test_order_of_saving_wins_over_step_order(tmp_path, iterator):
     assert files_of(tmp_path, 2) == []
 
 
-def test_leftovers_of_a_write_that_never_committed_are_removed_later(tmp_path, iterator):
+def test_leftovers_of_writes_that_never_committed_are_removed_by_the_next_commit(
+    tmp_path, iterator
+):
     r = make(tmp_path)
     save(r, iterator, 1)
     save(r, iterator, 2, record=False)
     os.remove(r.prefix(2) + ".index")
     # The temporary index a killed write leaves behind.
     open(r.prefix(2) + ".index.tmp-0123456789abcdef", "w").close()
-    save(r, iterator, 3, record=False)
-    os.remove(r.prefix(3) + ".index")  # a write maybe still running: newer than the commit
-    assert files_of(tmp_path, 2)
-    r.record(1)
-    assert files_of(tmp_path, 2)  # nothing newer committed yet
+    save(r, iterator, 7, record=False)
+    os.remove(r.prefix(7) + ".index")  # killed at a step above the next commit's
+    # A killed re-save of committed step 1: shards under another nonce.
+    save(r, iterator, 1, record=False)
+    orphans = [n for n in files_of(tmp_path, 1) if ".data-" in n]
+    save(r, iterator, 1, record=False)
+    assert set(orphans) & set(files_of(tmp_path, 1)) == set()  # replaced, deleted natively
+    open(r.prefix(1) + ".data-0123456789abcdef-00000-of-00001", "w").close()
+    open(r.prefix(1) + ".index.tmp-0123456789abcdef", "w").close()
+    open(os.path.join(tmp_path, LATEST + ".tmp" + "ab" * 16), "w").close()
+    # Another writer's files (another basename) are not ours to touch.
+    open(os.path.join(tmp_path, "input_worker_1.ckpt-2.data-0123456789abcdef-00000-of-00001"),
+         "w").close()
+    assert files_of(tmp_path, 2) and files_of(tmp_path, 7)
     save(r, iterator, 5)
     assert files_of(tmp_path, 2) == []
-    assert files_of(tmp_path, 3) == []
+    assert files_of(tmp_path, 7) == []
+    assert len(files_of(tmp_path, 1)) == 3  # index + its own 2 shards
+    assert sorted(n for n in os.listdir(tmp_path) if not n.startswith(BASENAME)) == [
+        LATEST, "input_worker_1.ckpt-2.data-0123456789abcdef-00000-of-00001"]
     assert r.committed_steps() == [1, 5]
 
 

@@ -23,6 +23,7 @@ from tensorflow.python.eager import context
 
 from tfdata_checkpoint import ops
 from tfdata_checkpoint.retention import CheckpointRetention
+from tfdata_checkpoint.writer_lock import WriterLock
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class CheckpointWrites:
         self._retention = retention
         self._asynchronous = bool(asynchronous)
         self._pending: _Write | None = None
+        self._lock = WriterLock(retention.directory, retention.basename)
 
     @property
     def retention(self) -> CheckpointRetention:
@@ -110,10 +112,12 @@ class CheckpointWrites:
 
         First waits for the previous background write, if still running
         (logged, since it holds the training step), and raises its error.
+        The first save takes the writer lock (see `claim`).
 
         Returns:
           The prefix of the checkpoint (committed unless asynchronous).
         """
+        self.claim()
         if self._pending is not None:
             if not self._pending.done():
                 logger.warning(
@@ -139,6 +143,21 @@ class CheckpointWrites:
         else:
             self._commit(step)
         return prefixes[0]
+
+    def claim(self) -> None:
+        """Takes the writer lock of the directory and basename, if not held yet.
+
+        Raises:
+          tf.errors.FailedPreconditionError: another process writes there.
+        """
+        self._lock.acquire()
+
+    def release(self) -> None:
+        """Waits for the background write, then gives the writer lock up."""
+        try:
+            self.wait()
+        finally:
+            self._lock.release()
 
     def poll(self) -> None:
         """Finishes the background write if it is over; raises its error.

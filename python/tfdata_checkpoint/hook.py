@@ -9,13 +9,9 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfdata_checkpoint import iterator_state
+from tfdata_checkpoint import atomic_restore, iterator_state, restore_policy
 from tfdata_checkpoint.background_writes import CheckpointWrites
-from tfdata_checkpoint.retention import (
-    CheckpointRetention,
-    check_max_to_keep,
-    checkpoint_for_model_step,
-)
+from tfdata_checkpoint.retention import CheckpointRetention, check_max_to_keep
 from tfdata_checkpoint.save_policy import Clock, SavePolicy
 
 logger = logging.getLogger(__name__)
@@ -92,9 +88,17 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
       fsync: make each checkpoint durable before it commits.
       clock: time source in seconds for `save_secs` (for tests);
         `time.monotonic` by default.
+      on_corrupt: 'raise' (default): a damaged checkpoint (or state file)
+        fails the first step with `tf.errors.DataLossError` (or
+        `NotFoundError` for a missing shard) naming the file. 'fallback':
+        restore the newest checkpoint that is not damaged (never one newer
+        than the model's step), logging each one skipped and why; if none is
+        left, start over with a warning. See `restore_policy`.
 
     Raises:
       ValueError: on a bad argument, naming it.
+      tf.errors.FailedPreconditionError: (at the first step) another process
+        writes checkpoints of the same basename into the same local directory.
     """
 
     def __init__(
@@ -110,7 +114,9 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
         async_save: bool = True,
         fsync: bool = True,
         clock: Clock | None = None,
+        on_corrupt: str = "raise",
     ) -> None:
+        self._on_corrupt = restore_policy.check_on_corrupt(on_corrupt)
         if external_state_policy is None:
             external_state_policy = "fail"
         iterator_state.external_state_policy_value(external_state_policy)
@@ -192,7 +198,6 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
         self._save_prefixes = []
         self._save_ops = []
         self._restore_prefixes = []
-        self._restore_ops = []
         with graph.as_default(), tf.compat.v1.name_scope("CheckpointInputPipelineHook"):
             for i, iterator in enumerate(iterators):
                 save_prefix = tf.compat.v1.placeholder(tf.string, [], name=f"save_prefix_{i}")
@@ -209,7 +214,9 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
                 )
                 restore_prefix = tf.compat.v1.placeholder(tf.string, [], name=f"restore_prefix_{i}")
                 self._restore_prefixes.append(restore_prefix)
-                self._restore_ops.append(iterator_state.restore_iterator(iterator, restore_prefix))
+            self._restore_op = atomic_restore.build_graph_restore(
+                iterators, self._restore_prefixes
+            )
         self._graph = graph
 
     def after_create_session(self, session: Any, coord: Any) -> None:
@@ -246,27 +253,33 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
                 # overwrite a good checkpoint with a fresh pipeline.
                 logger.info("No step ran; not saving the input pipeline.")
         finally:
-            self._writes.wait()
+            self._writes.release()
 
     def _restore_or_save_initial(self, session: Any) -> None:
         self._writes.wait()
+        # Before restoring: a second job writing here fails before it reads.
+        self._writes.claim()
         retention = self._writes.retention
         global_step = int(session.run(self._global_step))
-        if tf.train.latest_checkpoint(self._checkpoint_dir) is not None:
-            # A model directory: the session restored the model to global_step.
-            prefix = checkpoint_for_model_step(retention, global_step)
-        else:
-            prefix = retention.latest()
-        if prefix is not None:
-            step = retention.step_of(prefix)
-            logger.info("Restoring input pipeline checkpoint %s.", prefix)
-            session.run(
-                self._restore_ops,
-                feed_dict={
+
+        def restore(step: int) -> None:
+            logger.info("Restoring input pipeline checkpoint %s.", retention.prefix(step))
+            atomic_restore.run_graph_restore(
+                session,
+                self._restore_op,
+                {
                     placeholder: retention.part_prefix(step, part)
                     for part, placeholder in enumerate(self._restore_prefixes)
                 },
+                retention.prefix(step),
             )
+
+        # In a model directory the session restored the model to global_step.
+        model_step = global_step if tf.train.latest_checkpoint(self._checkpoint_dir) else None
+        restored = restore_policy.restore_newest_good(
+            retention, restore, on_corrupt=self._on_corrupt, model_step=model_step
+        )
+        if restored is not None:
             self._policy.record_save(global_step)
         else:
             self._save(session, global_step)

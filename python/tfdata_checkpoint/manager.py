@@ -9,9 +9,9 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfdata_checkpoint import iterator_state
+from tfdata_checkpoint import atomic_restore, iterator_state, restore_policy
 from tfdata_checkpoint.background_writes import CheckpointWrites
-from tfdata_checkpoint.retention import CheckpointRetention, checkpoint_for_model_step
+from tfdata_checkpoint.retention import CheckpointRetention
 from tfdata_checkpoint.save_policy import Clock, SavePolicy
 
 logger = logging.getLogger(__name__)
@@ -62,9 +62,19 @@ class IteratorCheckpointManager:
       num_shards: shard files per checkpoint; None picks from size and cores.
       fsync: make each checkpoint durable before it commits.
       clock: time source in seconds for `save_secs` (for tests).
+      on_corrupt: what `restore_or_initialize` does with a damaged checkpoint
+        or state file: 'raise' (default) `tf.errors.DataLossError` (or
+        `NotFoundError` for a missing shard) naming the file; 'fallback'
+        restore the newest one that is not damaged, logging each one skipped
+        and why, or start over (with a warning) if none is left. See
+        `restore_policy`.
 
     Raises:
       ValueError: on a bad argument, naming it.
+
+    The first save takes a lock on `<directory>/<checkpoint_name>.lock`: a
+    second process saving the same checkpoints into the same local directory
+    gets `tf.errors.FailedPreconditionError` (see `writer_lock`).
     """
 
     def __init__(
@@ -82,7 +92,9 @@ class IteratorCheckpointManager:
         num_shards: int | None = None,
         fsync: bool = True,
         clock: Clock | None = None,
+        on_corrupt: str = "raise",
     ) -> None:
+        self._on_corrupt = restore_policy.check_on_corrupt(on_corrupt)
         if not tf.executing_eagerly():
             raise ValueError(
                 "IteratorCheckpointManager needs eager execution; in graph mode use "
@@ -183,21 +195,32 @@ class IteratorCheckpointManager:
             the newest one before it, with a warning; where all are newer,
             none (the iterator starts over), with a warning.
 
+        Damaged checkpoints are handled as `on_corrupt` says.
+
         Returns:
           The prefix restored from, or None when the iterator is left as is.
+
+        Raises:
+          tf.errors.DataLossError / NotFoundError: with on_corrupt='raise', a
+            damaged checkpoint or state file, naming the file.
+          tf.errors.OpError: the checkpoint does not fit the iterator's pipeline.
         """
         self._writes.wait()
-        if step is None:
-            prefix = self._retention.latest()
-        else:
-            prefix = checkpoint_for_model_step(self._retention, _check_step(step))
-        if prefix is not None:
+        model_step = None if step is None else _check_step(step)
+
+        def restore(restore_step: int) -> None:
+            prefix = self._retention.prefix(restore_step)
             logger.info("Restoring input pipeline checkpoint %s.", prefix)
-            self.restore(prefix)
-            restored_step = self._retention.step_of(prefix)
-            if self._policy is not None and restored_step is not None:
-                self._policy.record_save(restored_step)
-        return prefix
+            atomic_restore.restore_eagerly([self._iterator], [prefix])
+
+        restored = restore_policy.restore_newest_good(
+            self._retention, restore, on_corrupt=self._on_corrupt, model_step=model_step
+        )
+        if restored is None:
+            return None
+        if self._policy is not None:
+            self._policy.record_save(restored)
+        return self._retention.prefix(restored)
 
     def _start_save(self, prefixes: Sequence[str]) -> None:
         (prefix,) = prefixes

@@ -24,11 +24,9 @@ import re
 from typing import NamedTuple
 
 import tensorflow as tf
+from tensorflow.python.training.checkpoint_state_pb2 import CheckpointState
 
-try:
-    from tensorflow.python.checkpoint import checkpoint_management as _checkpoint_management
-except ImportError:  # pragma: no cover - layout of older TF versions
-    _checkpoint_management = None
+from tfdata_checkpoint import leftovers, state_file
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +97,11 @@ class CheckpointRetention:
         return self._directory
 
     @property
+    def basename(self) -> str:
+        """The file name of a checkpoint before `-<step>`, e.g. `input.ckpt`."""
+        return self._basename
+
+    @property
     def latest_filename(self) -> str:
         """The name of the state file inside `directory`."""
         return self._latest_filename
@@ -155,11 +158,7 @@ class CheckpointRetention:
 
     def _state(self) -> tuple[list[int], int | None]:
         """(steps listed in the state file, oldest first; its latest step)."""
-        try:
-            state = tf.train.get_checkpoint_state(self._directory, self._latest_filename)
-        except (tf.errors.OpError, ValueError) as error:
-            logger.warning("Ignoring unreadable state file %s: %s", self._latest_filename, error)
-            return [], None
+        state = state_file.read(self._directory, self._latest_filename, strict=False)
         if state is None:
             return [], None
         listed = []
@@ -227,7 +226,9 @@ class CheckpointRetention:
         Writes the state file with `step` as the latest, then deletes the
         oldest checkpoints beyond `max_to_keep`. Only call this once the
         checkpoint has committed: nothing is deleted before a newer checkpoint
-        exists.
+        exists. Then removes the leftovers of saves that never committed
+        (`leftovers.sweep`): call it only when no save of this basename is in
+        flight, as `CheckpointWrites` does.
 
         Returns:
           The prefixes deleted.
@@ -242,44 +243,19 @@ class CheckpointRetention:
         for old in drop:
             self.delete(old)
             deleted.append(self.prefix(old))
-        for old in self._uncommitted_steps_before(step):
-            # Files of a write that never committed (killed or failed): they
-            # can only be garbage once a later checkpoint has committed.
-            self.delete(old)
+        # Files of writes that never committed (killed or failed) are garbage
+        # now: this writer has no other write in flight while it records.
+        leftovers.sweep(self)
         return deleted
 
-    def _uncommitted_steps_before(self, step: int) -> list[int]:
-        steps = set()
-        for part in range(self._num_parts):
-            try:
-                names = tf.io.gfile.listdir(self.part_directory(part))
-            except tf.errors.NotFoundError:
-                continue
-            for name in names:
-                match = self._file_pattern.match(name)
-                if match and int(match.group(1)) < step:
-                    steps.add(int(match.group(1)))
-        return sorted(s for s in steps if not self.is_committed(s))
-
     def _write_state(self, latest: int, steps: list[int]) -> None:
-        paths = [self.prefix(s) for s in steps]
-        if _checkpoint_management is not None:
-            # Relative paths keep the directory relocatable, as Saver's
-            # save_relative_paths does.
-            _checkpoint_management.update_checkpoint_state_internal(
-                self._directory,
-                self.prefix(latest),
-                all_model_checkpoint_paths=paths,
-                latest_filename=self._latest_filename,
-                save_relative_paths=True,
-            )
-        else:  # pragma: no cover
-            tf.compat.v1.train.update_checkpoint_state(
-                self._directory,
-                self.prefix(latest),
-                all_model_checkpoint_paths=paths,
-                latest_filename=self._latest_filename,
-            )
+        # Relative paths keep the directory relocatable, as Saver's
+        # save_relative_paths does.
+        state = CheckpointState(
+            model_checkpoint_path=f"{self._basename}-{int(latest)}",
+            all_model_checkpoint_paths=[f"{self._basename}-{int(s)}" for s in steps],
+        )
+        state_file.write(self._directory, state, self._latest_filename)
 
     def delete(self, step: int) -> None:
         """Deletes the checkpoint of `step`: indexes first, then shards.

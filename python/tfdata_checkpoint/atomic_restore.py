@@ -1,0 +1,91 @@
+"""Restoring every iterator of a checkpoint, all or none, and telling damage apart.
+
+A checkpoint of several iterators (the hook's parts) is read completely before
+any iterator is touched: if one part is damaged, no iterator has been
+restored, so the caller can fall back to an older checkpoint (or start over)
+with all iterators in one consistent state.
+
+Failures are of two kinds, which the fallback policy must not confuse:
+- the checkpoint's own files are damaged or missing: the read op
+  (`RestoreIteratorShards`) fails with `DataLossError` / `NotFoundError`.
+  These are raised as `CheckpointDamaged`, keeping the original error;
+- the files are good but do not fit the pipeline (restoring into a
+  structurally different dataset): `DeserializeIterator` fails, with
+  `NotFoundError` or `InvalidArgumentError`. These are raised as they are:
+  an older checkpoint would not fit either, and starting over would hide a
+  misconfiguration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import tensorflow as tf
+from tensorflow.python.ops import gen_dataset_ops
+
+from tfdata_checkpoint import ops
+from tfdata_checkpoint.iterator_state import iterator_resource
+
+# The type of the op that reads a checkpoint's files.
+READ_OP_TYPE = "RestoreIteratorShards"
+
+
+class CheckpointDamaged(Exception):
+    """A checkpoint's files are damaged or missing.
+
+    Attributes:
+      prefix: the checkpoint.
+      error: the `tf.errors.OpError` that says what and where (naming the file).
+    """
+
+    def __init__(self, prefix: str, error: tf.errors.OpError) -> None:
+        super().__init__(f"{prefix}: {type(error).__name__}: {error.message}")
+        self.prefix = prefix
+        self.error = error
+
+
+def restore_eagerly(iterators: Sequence[Any], prefixes: Sequence[str]) -> None:
+    """Restores `iterators[i]` from `prefixes[i]`, all or none when damaged.
+
+    Raises:
+      CheckpointDamaged: a part's files are damaged or missing; no iterator
+        was touched.
+      tf.errors.OpError: the state does not fit an iterator.
+    """
+    states = []
+    for prefix in prefixes:
+        try:
+            states.append(ops.restore_iterator_shards(prefix))
+        except (tf.errors.DataLossError, tf.errors.NotFoundError) as error:
+            raise CheckpointDamaged(prefix, error) from error
+    for iterator, state in zip(iterators, states):
+        gen_dataset_ops.deserialize_iterator(iterator_resource(iterator), state)
+
+
+def build_graph_restore(iterators: Sequence[Any], prefixes: Sequence[Any]) -> tf.Operation:
+    """A graph op restoring `iterators[i]` from `prefixes[i]`, all or none.
+
+    Every iterator's restore depends on every part's read: a failed read
+    stops the step before any iterator changes. Run it with `run_graph_restore`.
+    """
+    states = [ops.restore_iterator_shards(prefix) for prefix in prefixes]
+    with tf.control_dependencies(states):
+        restores = [
+            gen_dataset_ops.deserialize_iterator(iterator_resource(iterator), state)
+            for iterator, state in zip(iterators, states)
+        ]
+    return tf.group(*restores)
+
+
+def run_graph_restore(session: Any, restore_op: tf.Operation, feed_dict: dict, prefix: str) -> None:
+    """Runs `build_graph_restore`'s op; `CheckpointDamaged` for damaged files."""
+    try:
+        session.run(restore_op, feed_dict=feed_dict)
+    except (tf.errors.DataLossError, tf.errors.NotFoundError) as error:
+        op = getattr(error, "op", None)
+        if (op is not None and op.type == READ_OP_TYPE) or (
+            op is None and isinstance(error, tf.errors.DataLossError)
+        ):
+            raise CheckpointDamaged(prefix, error) from error
+        raise

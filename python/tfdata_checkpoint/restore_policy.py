@@ -1,0 +1,142 @@
+"""Which checkpoint to restore, and what to do when it is damaged (`on_corrupt`).
+
+Shared by `CheckpointInputPipelineHook` and `IteratorCheckpointManager`:
+
+- `on_corrupt="raise"` (the default): the candidate checkpoint is restored; if
+  its files are damaged or missing, the error (`tf.errors.DataLossError` or
+  `NotFoundError`, naming the file) is raised. A damaged state file
+  (`checkpoint_input`) raises `DataLossError` naming it too.
+- `on_corrupt="fallback"`: a damaged candidate is skipped with a warning that
+  names it and says why, and the next older candidate is tried, until one
+  restores; if none does, the pipeline starts over, with a warning saying so.
+  A damaged state file is ignored with a warning (the order then comes from the
+  step numbers in the directory listing). Skipped checkpoints are left on disk
+  as they are; retention deletes them in time.
+
+Candidates, newest first: every committed checkpoint; or, given the step the
+model was restored to, the checkpoint of that step and then older ones only:
+never one newer than the model, whose elements the model has not trained on.
+
+Only damage leads to a fallback. A checkpoint whose files are good but that
+does not fit the pipeline (a structurally different dataset) raises in both
+modes: an older one would not fit either (see `atomic_restore`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import tensorflow as tf
+
+from tfdata_checkpoint import state_file
+from tfdata_checkpoint.atomic_restore import CheckpointDamaged
+from tfdata_checkpoint.retention import CheckpointRetention
+
+logger = logging.getLogger(__name__)
+
+ON_CORRUPT_CHOICES = ("raise", "fallback")
+
+
+def check_on_corrupt(on_corrupt: str) -> str:
+    """`on_corrupt` if it is 'raise' or 'fallback'; ValueError naming it otherwise."""
+    if not isinstance(on_corrupt, str) or on_corrupt not in ON_CORRUPT_CHOICES:
+        raise ValueError(
+            f"on_corrupt must be one of {list(ON_CORRUPT_CHOICES)}, got {on_corrupt!r}"
+        )
+    return on_corrupt
+
+
+def _candidates(retention: CheckpointRetention, model_step: int | None) -> list[int]:
+    steps = retention.committed_steps()
+    if model_step is None:
+        return list(reversed(steps))
+    candidates = sorted((s for s in steps if s <= model_step), reverse=True)
+    if not candidates and steps:
+        logger.warning(
+            "No input pipeline checkpoint at or before the model's step %d in %s "
+            "(only later ones); the input pipeline starts over.",
+            model_step,
+            retention.directory,
+        )
+    return candidates
+
+
+def restore_newest_good(
+    retention: CheckpointRetention,
+    restore: Callable[[int], None],
+    *,
+    on_corrupt: str,
+    model_step: int | None = None,
+) -> int | None:
+    """Restores the newest candidate checkpoint that is not damaged.
+
+    Args:
+      retention: the checkpoints of the directory.
+      restore: restores the checkpoint of a step, all iterators or none;
+        raises `CheckpointDamaged` when its files are damaged or missing.
+      on_corrupt: 'raise' or 'fallback' (see the module docstring).
+      model_step: the global step the model was restored to, if any.
+
+    Returns:
+      The step restored, or None if nothing was (the pipeline starts over).
+
+    Raises:
+      tf.errors.DataLossError / NotFoundError: with 'raise', the damage found.
+      tf.errors.OpError: a checkpoint that does not fit the pipeline.
+    """
+    check_on_corrupt(on_corrupt)
+    fallback = on_corrupt == "fallback"
+    try:
+        state_file.read(retention.directory, retention.latest_filename, strict=True)
+    except tf.errors.OpError as error:
+        if not fallback:
+            raise
+        logger.warning(
+            "Ignoring the input pipeline state file (on_corrupt='fallback'): %s; the "
+            "checkpoints are ordered by their steps instead.",
+            error.message,
+        )
+    skipped: list[str] = []
+    for step in _candidates(retention, model_step):
+        prefix = retention.prefix(step)
+        try:
+            restore(step)
+        except CheckpointDamaged as damage:
+            if not fallback:
+                raise damage.error from None
+            logger.warning(
+                "Skipping damaged input pipeline checkpoint %s (on_corrupt='fallback'): "
+                "%s: %s",
+                prefix,
+                type(damage.error).__name__,
+                damage.error.message,
+            )
+            skipped.append(prefix)
+            continue
+        if skipped:
+            logger.warning(
+                "Restored input pipeline checkpoint %s after skipping damaged %s.",
+                prefix,
+                ", ".join(skipped),
+            )
+        if model_step is not None and step != model_step:
+            logger.warning(
+                "No input pipeline checkpoint for the model's step %d in %s; restoring the "
+                "newest one before it, of step %d: the elements consumed between steps %d "
+                "and %d will be read again.",
+                model_step,
+                retention.directory,
+                step,
+                step,
+                model_step,
+            )
+        return step
+    if skipped:
+        logger.warning(
+            "No input pipeline checkpoint in %s could be restored (skipped as damaged: %s); "
+            "the input pipeline starts over.",
+            retention.directory,
+            ", ".join(skipped),
+        )
+    return None
