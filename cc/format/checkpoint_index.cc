@@ -73,6 +73,15 @@ absl::Status Decode(absl::string_view data, absl::string_view filename, bool ent
       std::memcmp(data.data(), kIndexMagic, sizeof(kIndexMagic)) != 0) {
     return Damaged(filename, "not a tfdata-checkpoint index (bad magic or too short)");
   }
+  // Every format version ends with the CRC32C of all bytes before it, so the
+  // checksum comes first: a damaged version field is damage, not a newer format.
+  const absl::string_view covered = data.substr(0, data.size() - kCrcBytes);
+  ByteReader crc_reader(data.substr(data.size() - kCrcBytes));
+  uint32_t stored_crc = 0;
+  crc_reader.U32(&stored_crc);
+  if (Crc32c(covered) != stored_crc) {
+    return Damaged(filename, "checksum mismatch");
+  }
   ByteReader header(data.substr(sizeof(kIndexMagic)));
   header.U32(&index->major_version);
   header.U32(&index->minor_version);
@@ -82,13 +91,6 @@ absl::Status Decode(absl::string_view data, absl::string_view filename, bool ent
         index->major_version, ".", index->minor_version,
         "; this build of tfdata-checkpoint reads format ", kFormatMajorVersion,
         ".x only. Upgrade tfdata-checkpoint to read it."));
-  }
-  const absl::string_view covered = data.substr(0, data.size() - kCrcBytes);
-  ByteReader crc_reader(data.substr(data.size() - kCrcBytes));
-  uint32_t stored_crc = 0;
-  crc_reader.U32(&stored_crc);
-  if (Crc32c(covered) != stored_crc) {
-    return Damaged(filename, "checksum mismatch");
   }
 
   ByteReader r(covered.substr(kHeaderBytes));

@@ -80,6 +80,16 @@ TFDC_TEST(UnknownMajorVersionIsUnimplemented) {
   CHECK_TRUE(s.message().find("x.index") != absl::string_view::npos);
 }
 
+TFDC_TEST(DamagedVersionFieldIsDataLossNotANewerFormat) {
+  const std::string good = EncodeIndex(SampleIndex());
+  for (size_t offset = 8; offset < 16; ++offset) {
+    std::string damaged = good;
+    damaged[offset] ^= 0x02;
+    CheckpointIndex out;
+    CHECK_TRUE(absl::IsDataLoss(DecodeIndex(damaged, "x.index", &out)));
+  }
+}
+
 TFDC_TEST(InconsistentLayoutIsRejectedEvenWithAGoodChecksum) {
   CheckpointIndex index = SampleIndex();
   index.entries[0].tensors[1].offset = 3;  // Leaves a gap.
