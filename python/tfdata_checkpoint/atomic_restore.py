@@ -67,13 +67,18 @@ def build_graph_restore(iterators: Sequence[Any], prefixes: Sequence[Any]) -> tf
     """A graph op restoring `iterators[i]` from `prefixes[i]`, all or none.
 
     Every iterator's restore depends on every part's read: a failed read
-    stops the step before any iterator changes. Run it with `run_graph_restore`.
+    stops the step before any iterator changes. The reads wait for the
+    iterators to exist: a one-shot iterator whose creation is cancelled by a
+    failed read in the same step would keep failing with `CancelledError`
+    ever after. Run it with `run_graph_restore`.
     """
-    states = [ops.restore_iterator_shards(prefix) for prefix in prefixes]
+    resources = [iterator_resource(iterator) for iterator in iterators]
+    with tf.control_dependencies(resources):
+        states = [ops.restore_iterator_shards(prefix) for prefix in prefixes]
     with tf.control_dependencies(states):
         restores = [
-            gen_dataset_ops.deserialize_iterator(iterator_resource(iterator), state)
-            for iterator, state in zip(iterators, states)
+            gen_dataset_ops.deserialize_iterator(resource, state)
+            for resource, state in zip(resources, states)
         ]
     return tf.group(*restores)
 

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from typing import Any, Callable
 
 _STEP = re.compile(r"-(\d+)$")
+# State files: TensorFlow's `checkpoint` and ours, `checkpoint_<prefix>`.
+_STATE_FILE = re.compile(r"checkpoint(?:_[^.]+)?")
 
 
 def _quiet_tensorflow() -> None:
@@ -78,6 +80,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     import tensorflow as tf
 
+    from tfdata_checkpoint import state_file
+
     prefixes = _prefixes(args.path)
     if not prefixes:
         print(f"no checkpoints in {args.path}")
@@ -91,8 +95,37 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             print(f"DAMAGED {prefix}: {type(e).__name__}: {e.message.splitlines()[0]}")
         else:
             print(f"OK      {prefix} ({info['total_bytes']} bytes in {len(info['shards'])} shards)")
+    bad_states = 0
+    for path in _state_files(args.path):
+        try:
+            state_file.decode(_read_bytes(path), path)
+        except tf.errors.DataLossError as e:
+            bad_states += 1
+            print(f"DAMAGED {path}: {e.message}")
+        else:
+            print(f"OK      {path} (state file)")
     print(f"{len(prefixes) - bad} good, {bad} damaged")
-    return 0 if bad == 0 else 2
+    if bad_states:
+        print(f"{bad_states} damaged state file(s)")
+    return 0 if bad == 0 and bad_states == 0 else 2
+
+
+def _state_files(path: str) -> list[str]:
+    """The state files (`checkpoint`, `checkpoint_<prefix>`) in directory `path`."""
+    import tensorflow as tf
+
+    if not tf.io.gfile.isdir(path):
+        return []
+    names = tf.io.gfile.listdir(path)
+    return [os.path.join(path, n) for n in sorted(names)
+            if _STATE_FILE.fullmatch(n) and not tf.io.gfile.isdir(os.path.join(path, n))]
+
+
+def _read_bytes(path: str) -> bytes:
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return f.read()
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -165,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="check every checksum; exit 0 only if all good",
                             description="Reads every byte of every checkpoint at PATH and "
-                            "checks every checksum. Exit status 0 only when all are good.")
+                            "checks every checksum, and (for a directory) that its state files "
+                            "(checkpoint, checkpoint_<prefix>) are whole. Exit status 0 only "
+                            "when all are good.")
     verify.add_argument("path", help="checkpoint directory or prefix")
     verify.set_defaults(func=_cmd_verify)
 
