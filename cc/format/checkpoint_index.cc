@@ -2,7 +2,10 @@
 
 #include <cstring>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "cc/format/byte_codec.h"
 #include "cc/format/crc32c.h"
 
@@ -21,6 +24,52 @@ constexpr size_t kCrcBytes = 4;
 absl::Status Damaged(absl::string_view filename, absl::string_view what) {
   return absl::DataLossError(
       absl::StrCat("Damaged checkpoint index ", filename, ": ", what));
+}
+
+// Error messages and paths carry shard names, and Python decodes messages as
+// UTF-8: a name that is not would turn a clean error into a crash there.
+bool IsUtf8(absl::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    // Sequence length and the range of the second byte (which rules out
+    // overlong forms and surrogates, as Python's strict decoder does).
+    int length = 0;
+    unsigned char low = 0x80, high = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      length = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      length = 3;
+      if (c == 0xE0) low = 0xA0;
+      if (c == 0xED) high = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      length = 4;
+      if (c == 0xF0) low = 0x90;
+      if (c == 0xF4) high = 0x8F;
+    } else {
+      return false;
+    }
+    if (s.size() - i < static_cast<size_t>(length)) return false;
+    const unsigned char second = static_cast<unsigned char>(s[i + 1]);
+    if (second < low || second > high) return false;
+    for (int k = 2; k < length; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    }
+    i += length;
+  }
+  return true;
+}
+
+// The writer names shard s of n "<prefix basename>.data-<nonce>-<s>-of-<n>";
+// anything else would let an index point at files that are not its shards.
+bool IsShardNameOf(absl::string_view name, uint64_t nonce, size_t shard, size_t num_shards) {
+  const std::string suffix =
+      absl::StrFormat(".data-%016x-%05d-of-%05d", nonce, shard, num_shards);
+  return name.size() > suffix.size() && absl::EndsWith(name, suffix) && IsUtf8(name);
 }
 
 }  // namespace
@@ -110,9 +159,11 @@ absl::Status Decode(absl::string_view data, absl::string_view filename, bool ent
     if (!r.Bytes(&shard.name) || !r.U64(&shard.size) || !r.U32(&shard.crc32c)) {
       return Damaged(filename, "truncated shard list");
     }
-    if (shard.name.empty() || shard.name.find('/') != std::string::npos ||
-        shard.name == "." || shard.name == "..") {
-      return Damaged(filename, absl::StrCat("bad shard name '", shard.name, "'"));
+    const size_t position = &shard - index->shards.data();
+    if (shard.name.find('/') != std::string::npos ||
+        !IsShardNameOf(shard.name, index->nonce, position, num_shards)) {
+      return Damaged(filename, absl::StrCat("bad name for shard ", position, " of ", num_shards,
+                                            " (", absl::CHexEscape(shard.name), ")"));
     }
     if (shard.size > UINT64_MAX - shard_total) {
       return Damaged(filename, "shard sizes overflow");

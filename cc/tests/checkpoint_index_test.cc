@@ -1,6 +1,7 @@
 #include "cc/format/checkpoint_index.h"
 
 #include <random>
+#include <utility>
 #include <string>
 
 #include "absl/status/status.h"
@@ -16,7 +17,8 @@ CheckpointIndex SampleIndex() {
   index.nonce = 0x1234;
   index.created_unix_micros = 99;
   index.type_names = {"tensorflow::Iterator"};
-  index.shards = {{"p.data-0-00000-of-00002", 6, 11}, {"p.data-0-00001-of-00002", 4, 22}};
+  index.shards = {{"p.data-0000000000001234-00000-of-00002", 6, 11},
+                  {"p.data-0000000000001234-00001-of-00002", 4, 22}};
   index.total_bytes = 10;
   EntryRecord a;
   a.metadata = std::string("meta\0data", 9);
@@ -98,6 +100,21 @@ TFDC_TEST(InconsistentLayoutIsRejectedEvenWithAGoodChecksum) {
   index = SampleIndex();
   index.shards[0].name = "../escape";
   CHECK_TRUE(absl::IsDataLoss(DecodeIndex(EncodeIndex(index), "x.index", &out)));
+  index = SampleIndex();
+  index.shards[0].name = "p.data-0000000000009999-00000-of-00002";  // another save's
+  CHECK_TRUE(absl::IsDataLoss(DecodeIndex(EncodeIndex(index), "x.index", &out)));
+  index = SampleIndex();
+  std::swap(index.shards[0].name, index.shards[1].name);
+  CHECK_TRUE(absl::IsDataLoss(DecodeIndex(EncodeIndex(index), "x.index", &out)));
+  index = SampleIndex();
+  index.shards[0].name = "checkpoint";  // not a shard at all
+  CHECK_TRUE(absl::IsDataLoss(DecodeIndex(EncodeIndex(index), "x.index", &out)));
+  index = SampleIndex();
+  index.shards[0].name = "\x80.data-0000000000001234-00000-of-00002";  // not UTF-8
+  CHECK_TRUE(absl::IsDataLoss(DecodeIndex(EncodeIndex(index), "x.index", &out)));
+  index = SampleIndex();
+  index.shards[0].name = "\xc3\xbc.data-0000000000001234-00000-of-00002";  // UTF-8
+  CHECK_TRUE(DecodeIndex(EncodeIndex(index), "x.index", &out).ok());
   index = SampleIndex();
   index.total_bytes = 11;
   CHECK_TRUE(absl::IsDataLoss(DecodeIndex(EncodeIndex(index), "x.index", &out)));

@@ -1,0 +1,213 @@
+"""Feeds hostile index files through the ops; run by test_fuzz_index.py (not a test module).
+
+Usage: python fuzz_index_worker.py WORK_DIR EXAMPLES_PER_STRATEGY SEED
+
+Three hypothesis strategies, each with a checksum that holds (so the parser's
+structural checks are what is exercised, not only the CRC):
+- random bytes, with or without the magic;
+- structured mutations of a real index (versions, counts, shard names and
+  sizes, dtypes, encodings, ranks and shapes, tensor placement, trailing
+  bytes), re-encoded;
+- byte-level mutations of a real index (overwrites, insertions, deletions).
+
+Every case is written as the index of a checkpoint whose shards are real, then
+run through DescribeIteratorShards (with and without verify) and
+RestoreIteratorShards. Each call must return or raise a tf.errors.OpError.
+
+What a successful RestoreIteratorShards returns is not handed on to
+TensorFlow's DeserializeIterator here: an index crafted with consistent
+checksums can describe any state at all (another dtype, other metadata), and
+TensorFlow's iterator restore code, like its own checkpoint restore, aborts on
+some such states (e.g. a CHECK on a tensor's dtype). Checksums catch damage,
+not forgery; see README, "What is and is not guaranteed".
+Before each case its bytes go to WORK_DIR/last_case.bin, so that a crash of
+the process (which would take pytest down if run in it) leaves the input
+that caused it. Prints the outcome counts as JSON on the last line.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import json
+import os
+import sys
+
+import index_codec
+import tensorflow as tf
+import tfdata_checkpoint as tc
+from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import strategies as st
+
+WORK, EXAMPLES, SEED = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+PREFIX = os.path.join(WORK, "ckpt")
+outcomes: collections.Counter = collections.Counter()
+
+
+def dataset():
+    # Raw, string-list and tensor-proto (ragged variant) encodings all occur.
+    rt = tf.ragged.constant([[i] * (i % 3) for i in range(40)], dtype=tf.int64)
+    strings = tf.data.Dataset.range(40).map(lambda x: tf.strings.as_string(x))
+    return tf.data.Dataset.zip((tf.data.Dataset.from_tensor_slices(rt), strings)).shuffle(
+        8, seed=1).batch(2).prefetch(2)
+
+
+iterator = iter(dataset())
+next(iterator)
+tc.save_iterator(iterator, PREFIX, num_shards=3)
+with open(PREFIX + ".index", "rb") as f:
+    GOOD = f.read()
+REAL = index_codec.decode(GOOD)
+
+
+def run_case(data: bytes) -> None:
+    with open(os.path.join(WORK, "last_case.bin"), "wb") as f:
+        f.write(data)
+    with open(PREFIX + ".index", "wb") as f:
+        f.write(data)
+    for verify in (False, True):
+        try:
+            tc.ops.describe_iterator_shards(PREFIX, verify=verify)
+        except tf.errors.OpError as error:
+            outcomes[f"describe(verify={verify}): {type(error).__name__}"] += 1
+        else:
+            outcomes[f"describe(verify={verify}): ok"] += 1
+    try:
+        tc.ops.restore_iterator_shards(PREFIX)
+    except tf.errors.OpError as error:
+        outcomes[f"restore: {type(error).__name__}"] += 1
+    else:
+        outcomes["restore: ok"] += 1
+
+
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None,
+                    suppress_health_check=list(HealthCheck))
+U32 = st.integers(0, 2**32 - 1)
+U64 = st.integers(0, 2**64 - 1)
+
+
+@seed(SEED)
+@SETTINGS
+@given(st.booleans(), st.binary(max_size=600))
+def random_bytes(with_magic, body):
+    run_case(index_codec.with_crc((index_codec.MAGIC if with_magic else b"") + body))
+
+
+def _mutation():
+    small = st.integers(0, 64)
+    any_int = st.one_of(small, U32, U64, st.integers(-(2**63), 2**63 - 1))
+    return st.one_of(
+        st.tuples(st.just("major"), st.one_of(st.just(1), U32)),
+        st.tuples(st.just("minor"), U32),
+        st.tuples(st.just("total_bytes"), st.one_of(small, U64)),
+        st.tuples(st.just("count"), st.sampled_from(["shards", "type_names", "entries"]),
+                  st.one_of(small, U32, U64)),
+        st.tuples(st.just("shard_name"), small, st.one_of(
+            st.binary(max_size=40), st.sampled_from([b"", b".", b"..", b"a/b", b"/etc/passwd"]))),
+        st.tuples(st.just("shard_size"), small, st.one_of(small, U64)),
+        st.tuples(st.just("type_name"), small, st.binary(max_size=40)),
+        st.tuples(st.just("type_name_id"), small, st.one_of(small, U32)),
+        st.tuples(st.just("metadata"), small, st.binary(max_size=40)),
+        st.tuples(st.just("dtype"), small, small, st.one_of(small, st.integers(100, 130), U32)),
+        st.tuples(st.just("encoding"), small, small, st.integers(0, 255)),
+        st.tuples(st.just("shape"), small, small, st.lists(any_int, max_size=300)),
+        st.tuples(st.just("placement"), small, small,
+                  st.sampled_from(["shard", "offset", "length"]), any_int),
+        st.tuples(st.just("drop_entry"), small),
+        st.tuples(st.just("duplicate_tensor"), small, small),
+        st.tuples(st.just("trailer"), st.binary(min_size=1, max_size=20)),
+    )
+
+
+def _apply(index, mutation, counts):
+    kind, *args = mutation
+
+    def pick(items, i):
+        return items[i % len(items)] if items else None
+
+    if kind in ("major", "minor", "total_bytes"):
+        setattr(index, kind, args[0])
+    elif kind == "count":
+        counts[args[0]] = args[1]
+    elif kind in ("shard_name", "shard_size") and index.shards:
+        i = args[0] % len(index.shards)
+        name, size, crc = index.shards[i]
+        index.shards[i] = (args[1], size, crc) if kind == "shard_name" else (name, args[1], crc)
+    elif kind == "type_name" and index.type_names:
+        index.type_names[args[0] % len(index.type_names)] = args[1]
+    elif kind in ("type_name_id", "metadata") and index.entries:
+        entry = pick(index.entries, args[0])
+        if kind == "type_name_id":
+            entry.type_name_id = args[1]
+        else:
+            entry.metadata = args[1]
+    elif kind in ("dtype", "encoding", "shape", "placement"):
+        entry = pick(index.entries, args[0])
+        tensor = pick(entry.tensors, args[1]) if entry else None
+        if tensor is None:
+            return
+        if kind == "dtype":
+            tensor.dtype = args[2]
+        elif kind == "encoding":
+            tensor.encoding = args[2]
+        elif kind == "shape":
+            tensor.shape = args[2][:255]
+        else:
+            setattr(tensor, args[2], args[3])
+    elif kind == "drop_entry" and index.entries:
+        del index.entries[args[0] % len(index.entries)]
+    elif kind == "duplicate_tensor":
+        entry = pick(index.entries, args[0])
+        tensor = pick(entry.tensors, args[1]) if entry else None
+        if tensor is not None:
+            entry.tensors.append(copy.copy(tensor))
+    elif kind == "trailer":
+        index.trailer = args[0]
+
+
+def _clamp(value, bits, signed=False):
+    if signed:
+        return max(-(2 ** (bits - 1)), min(2 ** (bits - 1) - 1, value))
+    return value % (2**bits)
+
+
+@seed(SEED + 1)
+@SETTINGS
+@given(st.lists(_mutation(), min_size=1, max_size=4))
+def structured(mutations):
+    index = copy.deepcopy(REAL)
+    counts: dict = {}
+    for mutation in mutations:
+        _apply(index, mutation, counts)
+    index.major, index.minor = _clamp(index.major, 32), _clamp(index.minor, 32)
+    index.total_bytes = _clamp(index.total_bytes, 64)
+    for entry in index.entries:
+        entry.type_name_id = _clamp(entry.type_name_id, 32)
+        for tensor in entry.tensors:
+            tensor.shape = [_clamp(d, 64, signed=True) for d in tensor.shape]
+    run_case(index_codec.encode(index, counts=counts))
+
+
+@seed(SEED + 2)
+@SETTINGS
+@given(st.lists(st.tuples(st.sampled_from(["set", "insert", "delete"]),
+                          st.integers(0, len(GOOD) - 5), st.integers(0, 255)),
+                min_size=1, max_size=6))
+def byte_mutations(edits):
+    data = bytearray(GOOD[:-4])
+    for op, position, value in edits:
+        position = min(position, len(data) - 1)
+        if op == "set":
+            data[position] = value
+        elif op == "insert":
+            data.insert(position, value)
+        elif len(data) > 8:
+            del data[position]
+    run_case(index_codec.with_crc(bytes(data)))
+
+
+if __name__ == "__main__":
+    for strategy in (random_bytes, structured, byte_mutations):
+        strategy()
+    outcomes["cases"] = sum(v for k, v in outcomes.items() if k.startswith("describe(verify=False)"))
+    print(json.dumps(dict(outcomes)))
