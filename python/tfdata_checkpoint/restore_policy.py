@@ -25,6 +25,7 @@ modes: an older one would not fit either (see `atomic_restore`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Callable
 
 import tensorflow as tf
@@ -47,19 +48,27 @@ def check_on_corrupt(on_corrupt: str) -> str:
     return on_corrupt
 
 
-def _candidates(retention: CheckpointRetention, model_step: int | None) -> list[int]:
-    steps = retention.committed_steps()
+def _candidates(retention: CheckpointRetention, model_step: int | None) -> Iterator[int]:
+    """Steps to try, newest first; lazily, since each fallback lists again."""
     if model_step is None:
-        return list(reversed(steps))
-    candidates = sorted((s for s in steps if s <= model_step), reverse=True)
-    if not candidates and steps:
-        logger.warning(
-            "No input pipeline checkpoint at or before the model's step %d in %s "
-            "(only later ones); the input pipeline starts over.",
-            model_step,
-            retention.directory,
-        )
-    return candidates
+        yield from reversed(retention.committed_steps())
+        return
+    # Retention's rule for a model step (that step, else the newest before
+    # it), applied again below each choice for the fallbacks.
+    below = model_step
+    while below >= 0:
+        match = retention.choose_for_step(below)
+        if match.step is None:
+            if below == model_step and retention.committed_steps():
+                logger.warning(
+                    "No input pipeline checkpoint at or before the model's step %d in %s "
+                    "(only later ones); the input pipeline starts over.",
+                    model_step,
+                    retention.directory,
+                )
+            return
+        yield match.step
+        below = match.step - 1
 
 
 def restore_newest_good(
