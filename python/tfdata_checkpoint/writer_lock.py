@@ -11,7 +11,9 @@ and the process holding it, before it has written anything.
 The lock belongs to the process: the kernel drops it when the process ends,
 however it ends (SIGKILL included), so a crashed job never blocks its
 restart. Writers in the same process share it (counted), so that a job that
-rebuilds its hook or manager after a failure carries on. The lock file
+rebuilds its hook or manager after a failure carries on; such writers must
+take turns (the new one after the old one's writes ended), since each
+commit removes the files of saves that have not committed. The lock file
 itself stays (deleting it would let two processes lock two different files).
 
 Limits: only local filesystems have `flock`. On other TensorFlow filesystems
