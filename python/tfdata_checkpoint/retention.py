@@ -25,6 +25,8 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
+from tfdata_checkpoint.index_format import IndexFormat, index_format
+
 try:
     from tensorflow.python.checkpoint import checkpoint_management as _checkpoint_management
 except ImportError:  # pragma: no cover - layout of older TF versions
@@ -92,6 +94,8 @@ class CheckpointRetention:
         self._name_pattern = re.compile(re.escape(basename) + r"-(\d+)")
         # Any file of a checkpoint: index, index being written, or shard.
         self._file_pattern = re.compile(re.escape(basename) + r"-(\d+)\.(?:index|data-)")
+        # Steps whose index was read and found to be ours (see _is_ours).
+        self._known_ours: set[int] = set()
 
     @property
     def directory(self) -> str:
@@ -149,9 +153,24 @@ class CheckpointRetention:
         for name in names:
             if name.endswith(".index"):
                 step = self.step_of(name[: -len(".index")])
-                if step is not None:
+                if step is not None and self._is_ours(step):
                     steps.append(step)
         return steps
+
+    def _is_ours(self, step: int) -> bool:
+        """False when the index of `step` is a TF tensor bundle, not ours.
+
+        TF's own hook names its checkpoints the same way (see index_format):
+        those are never listed, restored, counted or deleted as ours. An index
+        in neither format stays listed, so that restoring it reports the damage.
+        A step found to be ours is remembered, so each index is read once.
+        """
+        if step in self._known_ours:
+            return True
+        found = index_format(self.prefix(step) + ".index")
+        if found is IndexFormat.OURS:
+            self._known_ours.add(step)
+        return found is not IndexFormat.TF_BUNDLE
 
     def _state(self) -> tuple[list[int], int | None]:
         """(steps listed in the state file, oldest first; its latest step)."""
@@ -287,6 +306,7 @@ class CheckpointRetention:
         Removing part 0's index first un-commits the checkpoint at once, so an
         interrupted deletion never leaves a checkpoint that looks whole.
         """
+        self._known_ours.discard(step)
         for part in range(self._num_parts):
             _remove_if_present(self.part_prefix(step, part) + ".index")
         for part in range(self._num_parts):
