@@ -221,7 +221,7 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
                 self._restore_prefixes.append(restore_prefix)
                 # On the iterator's own task in a distributed session: the
                 # iterator state (a variant) cannot be sent to another process.
-                with tf.compat.v1.colocate_with(iterator):
+                with graph.colocate_with(iterator):
                     self._save_ops.append(
                         iterator_state.save_iterator(
                             iterator,
@@ -288,10 +288,13 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
                 prefix = multi_worker.checkpoint_for_worker(retention, global_step)
         else:
             prefix = retention.latest()
-        if prefix is None and not retention.committed_steps():
-            if self._migrate_tf_checkpoint(session, model_step):
-                self._policy.record_save(global_step)
-                return
+        if (
+            prefix is None
+            and not retention.committed_steps()
+            and self._migrate_tf_checkpoint(session, model_step)
+        ):
+            self._policy.record_save(global_step)
+            return
         if prefix is not None:
             step = retention.step_of(prefix)
             logger.info("Restoring input pipeline checkpoint %s.", prefix)

@@ -102,7 +102,8 @@ def task_from_tf_config(tf_config: str) -> Task:
     except json.JSONDecodeError as error:
         raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from None
     if not isinstance(parsed, dict):
-        raise ValueError("TF_CONFIG must be a JSON object")
+        # An environment variable's content, not an argument: a ValueError.
+        raise ValueError("TF_CONFIG must be a JSON object")  # noqa: TRY004
     cluster = parsed.get("cluster") or {}
     replicas = sum(len(cluster.get(job) or ()) for job in _WORKER_REPLICA_JOBS)
     if replicas <= 1:

@@ -278,7 +278,8 @@ class CheckpointRetention:
                 match = self._file_pattern.match(name)
                 if match and int(match.group(1)) < step:
                     steps.add(int(match.group(1)))
-        return sorted(s for s in steps if not self.is_committed(s))
+        # A TF checkpoint of the same name has no parts of ours: not a leftover.
+        return sorted(s for s in steps if not self.is_committed(s) and self._is_ours(s))
 
     def _write_state(self, latest: int, steps: list[int]) -> None:
         paths = [self.prefix(s) for s in steps]

@@ -163,6 +163,7 @@ class TFBundleRestore:
 
     def __init__(self, iterators: Sequence[Any]) -> None:
         self._names = [iterator.name for iterator in iterators]
+        graph = tf.compat.v1.get_default_graph()
         self._prefix = tf.compat.v1.placeholder(tf.string, [], name="tf_bundle_prefix")
         self._keys = []
         restores = []
@@ -170,7 +171,7 @@ class TFBundleRestore:
             key = tf.compat.v1.placeholder(tf.string, [], name=f"tf_bundle_key_{i}")
             self._keys.append(key)
             # Next to the iterator: a variant iterator state cannot cross processes.
-            with tf.compat.v1.colocate_with(iterator):
+            with graph.colocate_with(iterator):
                 (state,) = tf.raw_ops.RestoreV2(
                     prefix=self._prefix,
                     tensor_names=tf.reshape(key, [1]),
