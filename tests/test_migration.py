@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -243,3 +245,20 @@ def test_estimator_moves_from_tf_hook_to_ours(tmp_path, uninterrupted):
     assert tf.train.latest_checkpoint(str(tmp_path), latest_filename=LATEST).endswith(
         "input.ckpt-15"
     )
+
+
+def test_cli_skips_tf_bundles_in_a_directory(tmp_path):
+    directory = str(tmp_path)
+    write_with_saver(directory, [1])
+    tc.save_iterator(iter(shuffled_dataset()), join_path(directory, "input.ckpt-2"))
+    out = subprocess.run(
+        [sys.executable, "-m", "tfdata_checkpoint.cli", "verify", directory],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 good, 0 damaged" in out.stdout
+    assert "skipping 1 TensorFlow tensor bundle" in out.stderr

@@ -1,4 +1,4 @@
-"""A loopback training cluster: a worker is killed, restarts and resumes its own stream.
+"""Multi-worker: task prefixes, and a loopback cluster whose worker is killed and resumes.
 
 Chief, worker and parameter server run as separate processes (`cluster_task.py`)
 with `TF_CONFIG` on 127.0.0.1 ports: through `tf.estimator.train_and_evaluate`
@@ -19,6 +19,7 @@ dataset, that
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -26,11 +27,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import tensorflow as tf
 import tfdata_checkpoint as tc
 from cluster_task import make_dataset
+from hook_sessions import range_dataset, train, train_until_crash
+from tfdata_checkpoint.multi_worker import Task, task_from_tf_config
 from tfdata_checkpoint.retention import CheckpointRetention
 
 TASK_SCRIPT = str(Path(__file__).with_name("cluster_task.py"))
@@ -240,6 +244,110 @@ def run_kill_and_restart(cluster: Cluster) -> None:
     assert "checkpoint_input_worker_0" in names and "checkpoint_input_chief_0" in names
     assert not [n for n in names if n.startswith(("input.ckpt", "checkpoint_input."))], names
     assert tf.train.latest_checkpoint(cluster.model_dir) is not None  # the chief's model
+
+
+def tf_config(task_type, task_id, workers=1, chief=True):
+    cluster = {"worker": [f"127.0.0.1:{2000 + i}" for i in range(workers)], "ps": ["127.0.0.1:1"]}
+    if chief:
+        cluster["chief"] = ["127.0.0.1:3000"]
+    return json.dumps({"cluster": cluster, "task": {"type": task_type, "index": task_id}})
+
+
+@pytest.mark.parametrize(
+    "value,prefix,is_chief",
+    [
+        ("", "input", True),
+        ("{}", "input", True),
+        # One worker replica in all: one stream, TF's plain name.
+        (tf_config("worker", 0, workers=1, chief=False), "input", True),
+        (tf_config("worker", 1, workers=2), "input_worker_1", False),
+        (tf_config("chief", 0), "input_chief_0", True),
+        (tf_config("evaluator", 0), "input_evaluator_0", False),
+    ],
+)
+def test_prefix_from_tf_config(value, prefix, is_chief):
+    assert task_from_tf_config(value) == Task(prefix, is_chief)
+
+
+@pytest.mark.parametrize(
+    "value,match",
+    [
+        ("{not json", "TF_CONFIG is not valid JSON"),
+        ("[1]", "TF_CONFIG must be a JSON object"),
+        (json.dumps({"cluster": {"worker": ["a", "b"]}}), "no task type and index"),
+    ],
+)
+def test_bad_tf_config_is_a_value_error(value, match):
+    with pytest.raises(ValueError, match=match):
+        task_from_tf_config(value)
+
+
+def test_hook_prefix_from_arguments_and_tf_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", tf_config("worker", 0))
+    from_env = tc.CheckpointInputPipelineHook(checkpoint_dir=str(tmp_path), save_steps=2)
+    assert from_env.checkpoint_basename == "input_worker_0.ckpt"
+    assert from_env.latest_filename == "checkpoint_input_worker_0"
+    # Explicit arguments win over TF_CONFIG.
+    hook = tc.CheckpointInputPipelineHook(
+        checkpoint_dir=str(tmp_path), save_steps=2, task_type="worker", task_id=3
+    )
+    assert hook.checkpoint_basename == "input_worker_3.ckpt"
+    train(3, hooks=[hook], make_dataset=range_dataset)
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith(".index")) == [
+        f"input_worker_3.ckpt-{s}.index" for s in (0, 2, 3)
+    ]
+    assert "checkpoint_input_worker_3" in os.listdir(tmp_path)
+    monkeypatch.delenv("TF_CONFIG")
+    plain = tc.CheckpointInputPipelineHook(checkpoint_dir=str(tmp_path), save_steps=2)
+    assert plain.checkpoint_basename == "input.ckpt"
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"task_type": "worker"}, "task_type and task_id"),
+        ({"task_id": 1}, "task_type and task_id"),
+        ({"task_type": "", "task_id": 1}, "task_type"),
+        ({"task_type": "worker", "task_id": -1}, "task_id"),
+    ],
+)
+def test_bad_task_arguments(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tc.CheckpointInputPipelineHook(checkpoint_dir=str(tmp_path), save_steps=1, **kwargs)
+
+
+def test_task_arguments_conflict_with_an_estimator(tmp_path):
+    config = SimpleNamespace(
+        num_worker_replicas=2, task_type="worker", task_id=0, is_chief=False,
+        save_checkpoints_steps=2, save_checkpoints_secs=None,
+    )
+    estimator = SimpleNamespace(model_dir=str(tmp_path), config=config)
+    with pytest.raises(ValueError, match="task_type / task_id"):
+        tc.CheckpointInputPipelineHook(estimator, task_type="worker", task_id=0)
+
+
+def test_non_chief_restores_its_newest_before_the_shared_step_without_warning(tmp_path, caplog):
+    """The global step moved on (other workers): no warning, the newest one at or before it."""
+    directory = str(tmp_path)
+    expected = train(13)
+
+    def worker_hook():
+        return tc.CheckpointInputPipelineHook(
+            checkpoint_dir=directory, save_steps=4, task_type="worker", task_id=1
+        )
+
+    # Input saved at 0, 4, 8; the model (the chief's, here this loop's) every 3 steps.
+    train_until_crash(10, hooks=[worker_hook()], model_dir=directory, model_save_steps=3)
+    assert tf.train.latest_checkpoint(directory).endswith("model.ckpt-9")
+    with caplog.at_level(logging.INFO, logger="tfdata_checkpoint"):
+        resumed = train(3, hooks=[worker_hook()], model_dir=directory, model_save_steps=3)
+    assert resumed == expected[8:11]
+    assert "newest input pipeline checkpoint at or before the shared global step 9" in caplog.text
+    assert not [
+        r
+        for r in caplog.records
+        if r.name.startswith("tfdata_checkpoint") and r.levelno >= logging.WARNING
+    ]
 
 
 @pytest.mark.skipif(not HAS_ESTIMATOR, reason="tf.estimator exists up to TF 2.15 only")
