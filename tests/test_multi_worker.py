@@ -179,10 +179,10 @@ def run_kill_and_restart(cluster: Cluster) -> str:
         cluster.start(task)
     all_up = ("ps.run1", "chief.run1", "worker.run1")
     worker = cluster.retention("worker")
-    # Some input checkpoints committed beyond the initial one.
+    # Some input checkpoints committed beyond the initial one, and a stream to resume.
     cluster.wait_until(
-        lambda: len(worker.committed_steps()) >= 3,
-        "the worker committed 3 input checkpoints",
+        lambda: len(worker.committed_steps()) >= 3 and len(cluster.ids("worker")) >= 30,
+        "the worker committed 3 input checkpoints and trained 30 steps",
         all_up,
     )
 
