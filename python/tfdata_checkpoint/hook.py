@@ -40,9 +40,10 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
 
     Files: the checkpoint of global step `s` is `<dir>/<prefix>.ckpt-<s>`
     (`.index` plus shard files), with `<prefix>` = `input`, or
-    `input_<task_type>_<task_id>` with more than one worker replica (an
-    Estimator's config, else `task_type` / `task_id` or `TF_CONFIG`: see
-    `tfdata_checkpoint.multi_worker`). The state file `<dir>/checkpoint_<prefix>` stays readable by
+    `input_<task_type>_<task_id>` with more than one worker replica (from an
+    Estimator's config, else `task_type` / `task_id` or `TF_CONFIG`; see
+    `tfdata_checkpoint.multi_worker`). The state file
+    `<dir>/checkpoint_<prefix>` stays readable by
     `tf.train.latest_checkpoint(dir, latest_filename="checkpoint_<prefix>")`.
     Several iterators in the collection are saved together, under the same
     step: iterator 0 (in collection order, i.e. creation order) as above,
