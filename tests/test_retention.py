@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 import pytest
 import tensorflow as tf
 import tfdata_checkpoint as tc
-from tfdata_checkpoint.retention import CheckpointRetention, checkpoint_for_model_step
+from tfdata_checkpoint.retention import CheckpointRetention
 
 BASENAME = "input.ckpt"
 LATEST = "checkpoint_input"
@@ -177,7 +176,7 @@ def test_multi_part_commits_only_when_every_part_has(tmp_path, iterator):
     assert len(files_of(r.part_directory(1), 2)) >= 2
 
 
-def test_choose_for_model_step(tmp_path, iterator, caplog):
+def test_choose_for_model_step(tmp_path, iterator):
     r = make(tmp_path, max_to_keep=None)
     assert r.choose_for_step(5) == (None, None, False)
     for step in (2, 4, 8):
@@ -185,14 +184,6 @@ def test_choose_for_model_step(tmp_path, iterator, caplog):
     assert r.choose_for_step(4) == (r.prefix(4), 4, True)
     assert r.choose_for_step(7) == (r.prefix(4), 4, False)
     assert r.choose_for_step(1) == (None, None, False)
-    with caplog.at_level(logging.WARNING):
-        assert checkpoint_for_model_step(r, 8) == r.prefix(8)
-        assert not caplog.records
-        assert checkpoint_for_model_step(r, 7) == r.prefix(4)
-        assert "newest one before it, of step 4" in caplog.text
-        caplog.clear()
-        assert checkpoint_for_model_step(r, 1) is None
-        assert "starts over" in caplog.text
 
 
 def test_works_on_ram_filesystem(iterator):

@@ -73,13 +73,17 @@ def build_graph_restore(iterators: Sequence[Any], prefixes: Sequence[Any]) -> tf
     ever after. Run it with `run_graph_restore`.
     """
     resources = [iterator_resource(iterator) for iterator in iterators]
-    with tf.control_dependencies(resources):
-        states = [ops.restore_iterator_shards(prefix) for prefix in prefixes]
-    with tf.control_dependencies(states):
-        restores = [
-            gen_dataset_ops.deserialize_iterator(resource, state)
-            for resource, state in zip(resources, states)
-        ]
+    graph = tf.compat.v1.get_default_graph()
+    states = []
+    # Each part is read on its iterator's own task in a distributed session:
+    # the state (a variant) cannot be sent to another process.
+    for resource, prefix in zip(resources, prefixes):
+        with graph.colocate_with(resource), tf.control_dependencies(resources):
+            states.append(ops.restore_iterator_shards(prefix))
+    restores = []
+    for resource, state in zip(resources, states):
+        with graph.colocate_with(resource), tf.control_dependencies(states):
+            restores.append(gen_dataset_ops.deserialize_iterator(resource, state))
     return tf.group(*restores)
 
 

@@ -26,8 +26,16 @@ def _prefixes(path: str) -> list[str]:
     import tensorflow as tf
 
     if tf.io.gfile.isdir(path):
+        from tfdata_checkpoint.index_format import IndexFormat, index_format
+
         found = tf.io.gfile.glob(os.path.join(path, "*.index"))
-        prefixes = [p[: -len(".index")] for p in found]
+        # A model directory also holds TF tensor bundles (model.ckpt-*, and
+        # input.ckpt-* of TF's own hook): not ours to describe or verify.
+        bundles = [p for p in found if index_format(p) is IndexFormat.TF_BUNDLE]
+        if bundles:
+            print(f"skipping {len(bundles)} TensorFlow tensor bundle(s) (model checkpoints or "
+                  "TF's own input checkpoints)", file=sys.stderr)
+        prefixes = [p[: -len(".index")] for p in found if p not in bundles]
         return sorted(prefixes, key=lambda p: (_step(p) is None, _step(p) or 0, p))
     path = path.removesuffix(".index")
     if not tf.io.gfile.exists(path + ".index"):

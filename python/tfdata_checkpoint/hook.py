@@ -9,7 +9,13 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfdata_checkpoint import atomic_restore, iterator_state, restore_policy
+from tfdata_checkpoint import (
+    atomic_restore,
+    iterator_state,
+    multi_worker,
+    restore_policy,
+    tf_bundle_checkpoints,
+)
 from tfdata_checkpoint.background_writes import CheckpointWrites
 from tfdata_checkpoint.retention import CheckpointRetention, check_max_to_keep
 from tfdata_checkpoint.save_policy import Clock, SavePolicy
@@ -36,8 +42,10 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
 
     Files: the checkpoint of global step `s` is `<dir>/<prefix>.ckpt-<s>`
     (`.index` plus shard files), with `<prefix>` = `input`, or
-    `input_<task_type>_<task_id>` for an Estimator with more than one worker
-    replica. The state file `<dir>/checkpoint_<prefix>` stays readable by
+    `input_<task_type>_<task_id>` with more than one worker replica (from an
+    Estimator's config, else `task_type` / `task_id` or `TF_CONFIG`; see
+    `tfdata_checkpoint.multi_worker`). The state file
+    `<dir>/checkpoint_<prefix>` stays readable by
     `tf.train.latest_checkpoint(dir, latest_filename="checkpoint_<prefix>")`.
     Several iterators in the collection are saved together, under the same
     step: iterator 0 (in collection order, i.e. creation order) as above,
@@ -54,7 +62,13 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
       input checkpoint restored is the one whose step equals the global step
       the model was restored to; where there is none, the newest one before
       it, with a warning; where all are newer, none (the pipeline starts
-      over), with a warning. Otherwise the newest input checkpoint.
+      over), with a warning. Otherwise the newest input checkpoint. A
+      non-chief worker applies the same rule to the shared global step, which
+      other workers advanced meanwhile: restarted alone, it restores its own
+      newest input checkpoint.
+      Migration: when the directory holds none in our format but the state
+      file lists TF-format checkpoints (written by TF's own hook), the same
+      rule picks one of those; see `tfdata_checkpoint.tf_bundle_checkpoints`.
     - `after_run()` saves when due, by global step with
       `tf.compat.v1.train.SecondOrStepTimer` semantics.
     - `end()` saves a final checkpoint and waits for every pending write.
@@ -78,6 +92,11 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
       external_state_policy: 'fail' (default, also for None), 'warn' or
         'ignore': what to do when the pipeline depends on external state.
       checkpoint_dir: the directory, when there is no estimator.
+      task_type: with `task_id`, when there is no estimator: this task's job
+        in a multi-worker cluster (e.g. 'worker'); its files are then
+        `input_<task_type>_<task_id>.ckpt-<step>`. Neither given: taken from
+        `TF_CONFIG` when its cluster has more than one chief/worker task.
+      task_id: this task's index in its job.
       save_steps: save every this many global steps.
       save_secs: save every this many seconds. Without an estimator exactly
         one of `save_steps` / `save_secs` must be given.
@@ -107,6 +126,8 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
         external_state_policy: str | None = "fail",
         *,
         checkpoint_dir: str | None = None,
+        task_type: str | None = None,
+        task_id: int | None = None,
         save_steps: int | None = None,
         save_secs: float | None = None,
         max_to_keep: int | None = 5,
@@ -122,11 +143,14 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
         iterator_state.external_state_policy_value(external_state_policy)
         iterator_state.check_num_shards(num_shards)
         check_max_to_keep(max_to_keep)
-        checkpoint_prefix = "input"
         if estimator is not None:
             if checkpoint_dir is not None:
                 raise ValueError(
                     "checkpoint_dir must not be set with an estimator: its model_dir is used"
+                )
+            if task_type is not None or task_id is not None:
+                raise ValueError(
+                    "task_type / task_id must not be set with an estimator: its config is used"
                 )
             config = getattr(estimator, "config", None) or estimator._config
             checkpoint_dir = estimator.model_dir
@@ -138,16 +162,19 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
                         "save_steps / save_secs: the estimator's config sets neither "
                         "save_checkpoints_steps nor save_checkpoints_secs; pass one of them"
                     )
-            if config.num_worker_replicas > 1:
-                checkpoint_prefix += f"_{config.task_type}_{config.task_id}"
+            task = multi_worker.task_from_estimator_config(config)
         elif checkpoint_dir is None:
             raise ValueError("checkpoint_dir must be set when no estimator is given")
+        else:
+            task = multi_worker.task_from_arguments(task_type, task_id)
+        checkpoint_prefix = task.prefix
         checkpoint_dir = os.fspath(checkpoint_dir)
         if not checkpoint_dir:
             raise ValueError("checkpoint_dir must not be empty")
         self._policy = SavePolicy(save_steps, save_secs, clock=clock)
         self._checkpoint_dir = checkpoint_dir
         self._checkpoint_prefix = checkpoint_prefix
+        self._is_chief = task.is_chief
         self._latest_filename = "checkpoint_" + checkpoint_prefix
         self._max_to_keep = max_to_keep
         self._external_state_policy = external_state_policy
@@ -202,21 +229,25 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
             for i, iterator in enumerate(iterators):
                 save_prefix = tf.compat.v1.placeholder(tf.string, [], name=f"save_prefix_{i}")
                 self._save_prefixes.append(save_prefix)
-                self._save_ops.append(
-                    iterator_state.save_iterator(
-                        iterator,
-                        save_prefix,
-                        external_state_policy=self._external_state_policy,
-                        num_shards=self._num_shards,
-                        fsync=self._fsync,
-                        asynchronous=self._async_save,
-                    )
-                )
                 restore_prefix = tf.compat.v1.placeholder(tf.string, [], name=f"restore_prefix_{i}")
                 self._restore_prefixes.append(restore_prefix)
+                # On the iterator's own task in a distributed session: the
+                # iterator state (a variant) cannot be sent to another process.
+                with graph.colocate_with(iterator):
+                    self._save_ops.append(
+                        iterator_state.save_iterator(
+                            iterator,
+                            save_prefix,
+                            external_state_policy=self._external_state_policy,
+                            num_shards=self._num_shards,
+                            fsync=self._fsync,
+                            asynchronous=self._async_save,
+                        )
+                    )
             self._restore_op = atomic_restore.build_graph_restore(
                 iterators, self._restore_prefixes
             )
+            self._tf_bundle_restore = tf_bundle_checkpoints.TFBundleRestore(iterators)
         self._graph = graph
 
     def after_create_session(self, session: Any, coord: Any) -> None:
@@ -277,12 +308,37 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
         # In a model directory the session restored the model to global_step.
         model_step = global_step if tf.train.latest_checkpoint(self._checkpoint_dir) else None
         restored = restore_policy.restore_newest_good(
-            retention, restore, on_corrupt=self._on_corrupt, model_step=model_step
+            retention,
+            restore,
+            on_corrupt=self._on_corrupt,
+            model_step=model_step,
+            is_chief=self._is_chief,
         )
-        if restored is not None:
+        if restored is not None or (
+            not retention.committed_steps() and self._migrate_tf_checkpoint(session, model_step)
+        ):
             self._policy.record_save(global_step)
         else:
             self._save(session, global_step)
+
+    def _migrate_tf_checkpoint(self, session: Any, model_step: int | None) -> bool:
+        """Restores from a checkpoint of TF's own hook, if there is one to use."""
+        checkpoint = tf_bundle_checkpoints.choose_tf_bundle_checkpoint(
+            tf_bundle_checkpoints.list_tf_bundle_checkpoints(
+                self._checkpoint_dir, self.checkpoint_basename, self._latest_filename
+            ),
+            model_step,
+        )
+        if checkpoint is None:
+            return False
+        logger.warning(
+            "Migrating: restoring the input pipeline from %s, written by TensorFlow's own "
+            "CheckpointInputPipelineHook; new checkpoints are saved in tfdata-checkpoint's "
+            "format, and TF's files are left in place.",
+            checkpoint.prefix,
+        )
+        self._tf_bundle_restore.restore(session, checkpoint)
+        return True
 
     def _save(self, session: Any, step: Any) -> None:
         step = int(step)

@@ -77,6 +77,7 @@ def restore_newest_good(
     *,
     on_corrupt: str,
     model_step: int | None = None,
+    is_chief: bool = True,
 ) -> int | None:
     """Restores the newest candidate checkpoint that is not damaged.
 
@@ -86,6 +87,10 @@ def restore_newest_good(
         raises `CheckpointDamaged` when its files are damaged or missing.
       on_corrupt: 'raise' or 'fallback' (see the module docstring).
       model_step: the global step the model was restored to, if any.
+      is_chief: False for a non-chief task of a cluster, whose global step is
+        shared: restoring a checkpoint older than it is the normal case after
+        a restart of that task alone (see `multi_worker`), so it is logged as
+        info, not as a warning.
 
     Returns:
       The step restored, or None if nothing was (the pipeline starts over).
@@ -130,16 +135,24 @@ def restore_newest_good(
                 ", ".join(skipped),
             )
         if model_step is not None and step != model_step:
-            logger.warning(
-                "No input pipeline checkpoint for the model's step %d in %s; restoring the "
-                "newest one before it, of step %d: the elements consumed between steps %d "
-                "and %d will be read again.",
-                model_step,
-                retention.directory,
-                step,
-                step,
-                model_step,
-            )
+            if is_chief:
+                logger.warning(
+                    "No input pipeline checkpoint for the model's step %d in %s; restoring the "
+                    "newest one before it, of step %d: the elements consumed between steps %d "
+                    "and %d will be read again.",
+                    model_step,
+                    retention.directory,
+                    step,
+                    step,
+                    model_step,
+                )
+            else:
+                logger.info(
+                    "Restoring this task's newest input pipeline checkpoint at or before the "
+                    "shared global step %d: the one of step %d.",
+                    model_step,
+                    step,
+                )
         return step
     if skipped:
         logger.warning(

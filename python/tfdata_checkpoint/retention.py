@@ -27,6 +27,7 @@ import tensorflow as tf
 from tensorflow.python.training.checkpoint_state_pb2 import CheckpointState
 
 from tfdata_checkpoint import leftovers, state_file
+from tfdata_checkpoint.index_format import IndexFormat, index_format
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,8 @@ class CheckpointRetention:
         self._name_pattern = re.compile(re.escape(basename) + r"-(\d+)")
         # Any file of a checkpoint: index, index being written, or shard.
         self._file_pattern = re.compile(re.escape(basename) + r"-(\d+)\.(?:index|data-)")
+        # Steps whose index was read and found to be ours (see _is_ours).
+        self._known_ours: set[int] = set()
 
     @property
     def directory(self) -> str:
@@ -152,9 +155,24 @@ class CheckpointRetention:
         for name in names:
             if name.endswith(".index"):
                 step = self.step_of(name[: -len(".index")])
-                if step is not None:
+                if step is not None and self._is_ours(step):
                     steps.append(step)
         return steps
+
+    def _is_ours(self, step: int) -> bool:
+        """False when the index of `step` is a TF tensor bundle, not ours.
+
+        TF's own hook names its checkpoints the same way (see index_format):
+        those are never listed, restored, counted or deleted as ours. An index
+        in neither format stays listed, so that restoring it reports the damage.
+        A step found to be ours is remembered, so each index is read once.
+        """
+        if step in self._known_ours:
+            return True
+        found = index_format(self.prefix(step) + ".index")
+        if found is IndexFormat.OURS:
+            self._known_ours.add(step)
+        return found is not IndexFormat.TF_BUNDLE
 
     def _state(self) -> tuple[list[int], int | None]:
         """(steps listed in the state file, oldest first; its latest step)."""
@@ -263,6 +281,7 @@ class CheckpointRetention:
         Removing part 0's index first un-commits the checkpoint at once, so an
         interrupted deletion never leaves a checkpoint that looks whole.
         """
+        self._known_ours.discard(step)
         for part in range(self._num_parts):
             _remove_if_present(self.part_prefix(step, part) + ".index")
         for part in range(self._num_parts):
@@ -292,33 +311,3 @@ def _remove_if_present(path: str) -> None:
         tf.io.gfile.remove(path)
     except tf.errors.NotFoundError:
         pass
-
-
-def checkpoint_for_model_step(retention: CheckpointRetention, model_step: int) -> str | None:
-    """The checkpoint to restore for a model at `model_step`, logging mismatches.
-
-    See `CheckpointRetention.choose_for_step`; warns when the choice is not
-    the checkpoint of exactly `model_step`.
-    """
-    match = retention.choose_for_step(model_step)
-    if match.prefix is None:
-        if retention.committed_steps():
-            logger.warning(
-                "No input pipeline checkpoint at or before the model's step %d in %s "
-                "(only later ones); the input pipeline starts over.",
-                model_step,
-                retention.directory,
-            )
-        return None
-    if not match.exact:
-        logger.warning(
-            "No input pipeline checkpoint for the model's step %d in %s; restoring the "
-            "newest one before it, of step %d: the elements consumed between steps %d "
-            "and %d will be read again.",
-            model_step,
-            retention.directory,
-            match.step,
-            match.step,
-            model_step,
-        )
-    return match.prefix
