@@ -63,6 +63,25 @@ struct CheckpointIndex {
   std::vector<ShardRecord> shards;
   std::vector<std::string> type_names;
   std::vector<EntryRecord> entries;
+  // Alternatively, the type names and entries already encoded (by
+  // EntriesEncoder); `type_names` and `entries` are then empty. Lets a writer
+  // of many small entries skip a record and a string per entry.
+  std::string encoded_entries;
+};
+
+// Encodes the type names and entries of an index, one field after the other,
+// in the layout EncodeIndex gives them.
+class EntriesEncoder {
+ public:
+  EntriesEncoder(const std::vector<std::string>& type_names, uint64_t num_entries,
+                 std::string* out);
+  void Entry(uint32_t type_name_id, absl::string_view metadata, uint32_t num_tensors);
+  // `shape` points to `rank` dimensions.
+  void Tensor(uint32_t dtype, TensorEncoding encoding, const int64_t* shape, int rank,
+              uint32_t shard, uint64_t offset, uint64_t length, uint32_t crc32c);
+
+ private:
+  std::string* out_;
 };
 
 // Serializes `index`, including the trailing CRC32C of the whole file.

@@ -237,53 +237,91 @@ absl::Status ReadShards(const std::string& prefix, const CheckpointIndex& index,
 
 }  // namespace
 
-absl::Status ReadCheckpoint(
-    const std::string& prefix,
-    std::vector<std::unique_ptr<tensorflow::VariantTensorData>>* entries) {
+absl::Status ReadCheckpointState(const std::string& prefix, RestoredState* state) {
   CheckpointIndex index;
   if (absl::Status s = ReadIndexFile(prefix, &index); !s.ok()) return s;
   const std::string index_path = IndexPath(prefix);
 
-  // Raw tensors are allocated now and read into directly; the others are read
-  // into side buffers and decoded once their checksums hold.
-  std::vector<std::vector<Tensor>> tensors(index.entries.size());
-  std::vector<char*> destinations;
+  // Raw tensors are allocated now and read into directly, int64 scalars into
+  // their slot; the others are read into side buffers and decoded once their
+  // checksums hold.
+  const size_t num_entries = index.entries.size();
+  size_t num_values = 0;
+  for (const EntryRecord& entry : index.entries) num_values += entry.tensors.size();
+  state->values.clear();
+  state->values.resize(num_values);
+  state->first_value.resize(num_entries + 1);
+  std::vector<char*> destinations(num_values);
   std::deque<std::string> side_buffers;  // Stable addresses as it grows.
   std::vector<std::pair<size_t, size_t>> to_decode;  // (entry, tensor)
-  for (size_t e = 0; e < index.entries.size(); ++e) {
+  size_t v = 0;
+  for (size_t e = 0; e < num_entries; ++e) {
+    state->first_value[e] = v;
     const auto& records = index.entries[e].tensors;
-    tensors[e].resize(records.size());
-    for (size_t t = 0; t < records.size(); ++t) {
-      if (absl::Status s = AllocateTensor(records[t], &tensors[e][t]); !s.ok()) {
+    for (size_t t = 0; t < records.size(); ++t, ++v) {
+      const TensorRecord& record = records[t];
+      RestoredValue& value = state->values[v];
+      if (record.dtype == tensorflow::DT_INT64 && record.shape.empty() &&
+          record.encoding == TensorEncoding::kRaw && record.length == sizeof(int64_t)) {
+        value.inline_scalar = true;
+        destinations[v] = reinterpret_cast<char*>(&value.scalar);
+        continue;
+      }
+      if (absl::Status s = AllocateTensor(record, &value.tensor); !s.ok()) {
         return absl::Status(s.code(), absl::StrCat("Checkpoint index ", index_path,
                                                    ", entry ", e, ": ", s.message()));
       }
-      if (records[t].encoding == TensorEncoding::kRaw) {
-        destinations.push_back(RawBuffer(&tensors[e][t]));
+      if (record.encoding == TensorEncoding::kRaw) {
+        destinations[v] = RawBuffer(&value.tensor);
       } else {
         to_decode.emplace_back(e, t);
-        side_buffers.emplace_back(records[t].length, '\0');
-        destinations.push_back(side_buffers.back().data());
+        side_buffers.emplace_back(record.length, '\0');
+        destinations[v] = side_buffers.back().data();
       }
     }
   }
+  state->first_value[num_entries] = v;
   if (absl::Status s = ReadShards(prefix, index, destinations); !s.ok()) return s;
   for (size_t i = 0; i < to_decode.size(); ++i) {
     const auto [e, t] = to_decode[i];
-    absl::Status s =
-        DecodeTensor(index.entries[e].tensors[t], side_buffers[i], &tensors[e][t]);
+    absl::Status s = DecodeTensor(index.entries[e].tensors[t], side_buffers[i],
+                                  &state->values[state->first_value[e] + t].tensor);
     if (!s.ok()) {
       return absl::Status(s.code(), absl::StrCat("Checkpoint ", prefix, ", entry ", e,
                                                  ": ", s.message()));
     }
   }
+  state->type_names = std::move(index.type_names);
+  state->type_name_ids.resize(num_entries);
+  state->metadata.resize(num_entries);
+  for (size_t e = 0; e < num_entries; ++e) {
+    state->type_name_ids[e] = index.entries[e].type_name_id;
+    state->metadata[e] = std::move(index.entries[e].metadata);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadCheckpoint(
+    const std::string& prefix,
+    std::vector<std::unique_ptr<tensorflow::VariantTensorData>>* entries) {
+  RestoredState state;
+  if (absl::Status s = ReadCheckpointState(prefix, &state); !s.ok()) return s;
   entries->clear();
-  entries->reserve(index.entries.size());
-  for (size_t e = 0; e < index.entries.size(); ++e) {
+  entries->reserve(state.metadata.size());
+  for (size_t e = 0; e < state.metadata.size(); ++e) {
     auto data = std::make_unique<tensorflow::VariantTensorData>();
-    data->set_type_name(index.type_names[index.entries[e].type_name_id]);
-    data->metadata_string() = std::move(index.entries[e].metadata);
-    for (Tensor& tensor : tensors[e]) *data->add_tensors() = std::move(tensor);
+    data->set_type_name(state.type_names[state.type_name_ids[e]]);
+    data->metadata_string() = std::move(state.metadata[e]);
+    for (uint64_t v = state.first_value[e]; v < state.first_value[e + 1]; ++v) {
+      RestoredValue& value = state.values[v];
+      Tensor* tensor = data->add_tensors();
+      if (value.inline_scalar) {
+        *tensor = Tensor(tensorflow::DT_INT64, tensorflow::TensorShape({}));
+        tensor->scalar<int64_t>()() = value.scalar;
+      } else {
+        *tensor = std::move(value.tensor);
+      }
+    }
     entries->push_back(std::move(data));
   }
   return absl::OkStatus();
