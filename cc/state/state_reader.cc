@@ -33,7 +33,7 @@ absl::Status StateReader::Create(RestoredState* state, const std::string& source
   }
   reader->keys_.resize(state->values.size());
   reader->entries_.resize(num_entries);
-  reader->by_name_.reserve(num_entries);
+  reader->by_name_.Reserve(num_entries);
   for (size_t e = 0; e < num_entries; ++e) {
     const absl::string_view metadata = state->metadata[e];
     Entry& entry = reader->entries_[e];
@@ -65,10 +65,10 @@ absl::Status StateReader::Create(RestoredState* state, const std::string& source
     }
     entry.num_values = static_cast<uint32_t>(num_values);
     if (entry.num_values > kMaxScannedKeys) {
-      entry.by_key = std::make_unique<absl::flat_hash_map<absl::string_view, uint32_t>>();
-      entry.by_key->reserve(entry.num_values);
+      entry.by_key = std::make_unique<StringIndex<uint32_t>>();
+      entry.by_key->Reserve(entry.num_values);
       for (uint32_t i = 0; i < entry.num_values; ++i) {
-        entry.by_key->insert_or_assign(reader->keys_[entry.first_value + i], i);
+        entry.by_key->Set(reader->keys_[entry.first_value + i], i);
       }
     }
     if (has_dataset) {
@@ -89,7 +89,7 @@ absl::Status StateReader::Create(RestoredState* state, const std::string& source
           std::vector<const tensorflow::VariantTensorData*>{entry.data.get()});
     }
     // A name saved twice: the last one wins, as in TF's reader.
-    reader->by_name_.insert_or_assign(name, static_cast<uint32_t>(e));
+    reader->by_name_.Set(name, static_cast<uint32_t>(e));
   }
   *out = std::move(reader);
   return absl::OkStatus();
@@ -98,18 +98,17 @@ absl::Status StateReader::Create(RestoredState* state, const std::string& source
 absl::Status StateReader::Find(absl::string_view name, absl::string_view key,
                                const Entry** entry_out,
                                const RestoredValue** value_out) const {
-  auto it = by_name_.find(name);
-  if (it == by_name_.end()) {
+  const uint32_t* e = by_name_.Find(name);
+  if (e == nullptr) {
     return absl::NotFoundError(absl::StrCat(
         "Checkpoint ", source_, " has no iterator state named '", name,
         "': was it saved from a different input pipeline?"));
   }
-  const Entry& entry = entries_[it->second];
+  const Entry& entry = entries_[*e];
   *entry_out = &entry;
   int64_t found = -1;
   if (entry.by_key != nullptr) {
-    auto k = entry.by_key->find(key);
-    if (k != entry.by_key->end()) found = k->second;
+    if (const uint32_t* k = entry.by_key->Find(key); k != nullptr) found = *k;
   } else {
     // From the back: a key written twice reads as its last value, as in TF.
     for (int64_t i = static_cast<int64_t>(entry.num_values) - 1; i >= 0; --i) {

@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "cc/state/restored_state.h"
+#include "cc/state/string_index.h"
 #include "tensorflow/core/framework/dataset.h"
 #include "tensorflow/core/data/serialization_utils.h"
 #include "tensorflow/core/framework/variant_tensor_data.h"
@@ -50,7 +50,7 @@ class StateReader : public tensorflow::data::IteratorStateReader {
     uint64_t first_value = 0;
     uint32_t num_values = 0;
     // Only entries with many keys get a hash table; the others are scanned.
-    std::unique_ptr<absl::flat_hash_map<absl::string_view, uint32_t>> by_key;
+    std::unique_ptr<StringIndex<uint32_t>> by_key;
     // Entries that hold a dataset (saved as a graph) are read through TF's
     // own reader, which knows how to rebuild it.
     std::unique_ptr<tensorflow::VariantTensorData> data;
@@ -66,7 +66,7 @@ class StateReader : public tensorflow::data::IteratorStateReader {
   std::string source_;
   std::vector<absl::string_view> keys_;  // Parallel to state_->values.
   std::vector<Entry> entries_;
-  absl::flat_hash_map<absl::string_view, uint32_t> by_name_;
+  StringIndex<uint32_t> by_name_;
 };
 
 }  // namespace tfdata_checkpoint

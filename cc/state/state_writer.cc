@@ -34,10 +34,10 @@ absl::StatusOr<CapturedEntry*> StateWriter::AddKey(absl::string_view name,
   if (last_entry_ != nullptr && name == last_name_) {
     entry = last_entry_;
   } else {
-    auto it = by_name_.find(name);
-    if (it != by_name_.end()) {
-      entry = it->second;
-      last_name_ = it->first;
+    absl::string_view stored_name;
+    if (CapturedEntry* const* found = by_name_.Find(name, &stored_name); found != nullptr) {
+      entry = *found;
+      last_name_ = stored_name;
     } else {
       if (name_blocks_.empty() || block_size_ - block_used_ < name.size()) {
         block_size_ = std::max(kNameBlockBytes, name.size());
@@ -52,7 +52,7 @@ absl::StatusOr<CapturedEntry*> StateWriter::AddKey(absl::string_view name,
       entry->type_name_id = type_name_id_;
       entry->metadata.reserve(name.size() + 4 * (key.size() + 2));
       entry->metadata.append(name.data(), name.size());
-      by_name_.emplace(last_name_, entry);
+      by_name_.Set(last_name_, entry);
     }
     last_entry_ = entry;
   }

@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "cc/state/captured_state.h"
+#include "cc/state/string_index.h"
 #include "tensorflow/core/framework/dataset.h"
 
 namespace tfdata_checkpoint {
@@ -50,7 +50,7 @@ class StateWriter : public tensorflow::data::IteratorStateWriter {
   std::vector<std::unique_ptr<char[]>> name_blocks_;
   size_t block_used_ = 0;
   size_t block_size_ = 0;
-  absl::flat_hash_map<absl::string_view, CapturedEntry*> by_name_;
+  StringIndex<CapturedEntry*> by_name_;
   absl::string_view last_name_;
   CapturedEntry* last_entry_ = nullptr;
 };
