@@ -1,5 +1,7 @@
 #include "cc/state/state_reader.h"
 
+#include <functional>
+#include <string_view>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -13,8 +15,26 @@ using tensorflow::Tensor;
 
 constexpr absl::string_view kDelimiter = "@@";
 constexpr absl::string_view kIsDataset = ".is_dataset";
-// Up to this many keys, a linear scan beats hashing the key.
+// Up to this many keys, scanning the metadata beats hashing the key.
 constexpr uint32_t kMaxScannedKeys = 16;
+
+size_t HashName(absl::string_view name) {
+  return std::hash<std::string_view>()(std::string_view(name.data(), name.size()));
+}
+
+// Calls fn(key) for the keys of `metadata` ("name@@key@@key..."), empty
+// pieces skipped as TF's reader skips them, until fn returns false.
+template <typename Fn>
+void ForEachKey(absl::string_view metadata, Fn fn) {
+  size_t end = metadata.find(kDelimiter);
+  while (end != absl::string_view::npos) {
+    const size_t start = end + kDelimiter.size();
+    end = metadata.find(kDelimiter, start);
+    const absl::string_view key = metadata.substr(
+        start, end == absl::string_view::npos ? absl::string_view::npos : end - start);
+    if (!key.empty() && !fn(key)) return;
+  }
+}
 
 }  // namespace
 
@@ -23,107 +43,125 @@ StateReader::StateReader(RestoredState* state, std::string source)
 
 StateReader::~StateReader() = default;
 
+int64_t StateReader::FindEntry(absl::string_view name) const {
+  if (slots_.empty()) return -1;
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = HashName(name) & mask;; i = (i + 1) & mask) {
+    const uint32_t slot = slots_[i];
+    if (slot == 0) return -1;
+    if (Name(slot - 1) == name) return slot - 1;
+  }
+}
+
+void StateReader::AddEntry(uint32_t e) {
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = HashName(Name(e)) & mask;; i = (i + 1) & mask) {
+    uint32_t& slot = slots_[i];
+    // A name saved twice: the last one wins, as in TF's reader.
+    if (slot == 0 || Name(slot - 1) == Name(e)) {
+      slot = e + 1;
+      return;
+    }
+  }
+}
+
 absl::Status StateReader::Create(RestoredState* state, const std::string& source,
                                  std::unique_ptr<StateReader>* out) {
   std::unique_ptr<StateReader> reader(new StateReader(state, source));
-  const size_t num_entries = state->metadata.size();
+  const size_t num_entries = state->num_entries();
   if (state->first_value.size() != num_entries + 1 ||
-      state->first_value.back() != state->values.size()) {
+      state->first_value.back() != state->value_ref.size() ||
+      num_entries >= RestoredState::kMaxValues) {
     return absl::InternalError("inconsistent restored state");
   }
-  reader->keys_.resize(state->values.size());
-  reader->entries_.resize(num_entries);
-  reader->by_name_.Reserve(num_entries);
+  reader->name_size_.resize(num_entries);
+  size_t capacity = 16;
+  while (capacity < 2 * num_entries) capacity *= 2;
+  reader->slots_.assign(capacity, 0);
   for (size_t e = 0; e < num_entries; ++e) {
-    const absl::string_view metadata = state->metadata[e];
-    Entry& entry = reader->entries_[e];
-    entry.first_value = state->first_value[e];
-    const uint64_t num_values = state->first_value[e + 1] - entry.first_value;
-    // "name@@key@@key...", empty pieces skipped, as TF's reader splits it.
-    size_t end = metadata.find(kDelimiter);
-    const absl::string_view name = metadata.substr(0, end);
+    const absl::string_view metadata = state->metadata(e);
+    const absl::string_view name = metadata.substr(0, metadata.find(kDelimiter));
+    reader->name_size_[e] = static_cast<uint32_t>(name.size());
+    const uint64_t first = state->first_value[e];
+    const uint64_t num_values = state->first_value[e + 1] - first;
     uint64_t k = 0;
     bool has_dataset = false;
-    bool extra_keys = false;
-    while (end != absl::string_view::npos) {
-      const size_t start = end + kDelimiter.size();
-      end = metadata.find(kDelimiter, start);
-      const absl::string_view key = metadata.substr(
-          start, end == absl::string_view::npos ? absl::string_view::npos : end - start);
-      if (key.empty()) continue;
-      if (k == num_values) {
-        extra_keys = true;
-        break;
-      }
-      reader->keys_[entry.first_value + k++] = key;
+    ForEachKey(metadata, [&](absl::string_view key) {
+      ++k;
       has_dataset = has_dataset || absl::EndsWith(key, kIsDataset);
-    }
-    if (k != num_values || extra_keys) {
+      return true;
+    });
+    if (k != num_values) {
       return absl::DataLossError(absl::StrCat(
-          "Checkpoint ", source, ": iterator state entry ", e, " ('", name,
-          "') does not name one key per tensor"));
+          "Checkpoint ", source, ": iterator state entry ", e, " ('", name, "') names ", k,
+          " keys for ", num_values, " tensors"));
     }
-    entry.num_values = static_cast<uint32_t>(num_values);
-    if (entry.num_values > kMaxScannedKeys) {
-      entry.by_key = std::make_unique<StringIndex<uint32_t>>();
-      entry.by_key->Reserve(entry.num_values);
-      for (uint32_t i = 0; i < entry.num_values; ++i) {
-        entry.by_key->Set(reader->keys_[entry.first_value + i], i);
+    if (num_values > kMaxScannedKeys || has_dataset) {
+      Extra& extra = reader->extras_[static_cast<uint32_t>(e)];
+      if (num_values > kMaxScannedKeys) {
+        extra.by_key = std::make_unique<StringIndex<uint32_t>>();
+        extra.by_key->Reserve(num_values);
+        uint32_t i = 0;
+        ForEachKey(metadata, [&](absl::string_view key) {
+          extra.by_key->Set(key, i++);
+          return true;
+        });
       }
-    }
-    if (has_dataset) {
-      entry.data = std::make_unique<tensorflow::VariantTensorData>();
-      entry.data->set_type_name(state->type_names[state->type_name_ids[e]]);
-      entry.data->metadata_string() = std::string(metadata);
-      for (uint32_t i = 0; i < entry.num_values; ++i) {
-        const RestoredValue& value = state->values[entry.first_value + i];
-        Tensor* t = entry.data->add_tensors();
-        if (value.inline_scalar) {
-          *t = Tensor(tensorflow::DT_INT64, tensorflow::TensorShape({}));
-          t->scalar<int64_t>()() = value.scalar;
-        } else {
-          *t = value.tensor;
+      if (has_dataset) {
+        extra.data = std::make_unique<tensorflow::VariantTensorData>();
+        extra.data->set_type_name(state->type_names[state->type_name_ids[e]]);
+        extra.data->metadata_string() = std::string(metadata);
+        for (uint64_t v = first; v < first + num_values; ++v) {
+          Tensor* t = extra.data->add_tensors();
+          if (state->is_scalar(v)) {
+            *t = Tensor(tensorflow::DT_INT64, tensorflow::TensorShape({}));
+            t->scalar<int64_t>()() = state->scalar(v);
+          } else {
+            *t = state->tensor(v);
+          }
         }
+        extra.tf_reader = std::make_unique<tensorflow::data::VariantTensorDataReader>(
+            std::vector<const tensorflow::VariantTensorData*>{extra.data.get()});
       }
-      entry.tf_reader = std::make_unique<tensorflow::data::VariantTensorDataReader>(
-          std::vector<const tensorflow::VariantTensorData*>{entry.data.get()});
     }
-    // A name saved twice: the last one wins, as in TF's reader.
-    reader->by_name_.Set(name, static_cast<uint32_t>(e));
+    reader->AddEntry(static_cast<uint32_t>(e));
   }
   *out = std::move(reader);
   return absl::OkStatus();
 }
 
 absl::Status StateReader::Find(absl::string_view name, absl::string_view key,
-                               const Entry** entry_out,
-                               const RestoredValue** value_out) const {
-  const uint32_t* e = by_name_.Find(name);
-  if (e == nullptr) {
+                               const Extra** extra_out, uint64_t* value_out) const {
+  const int64_t e = FindEntry(name);
+  if (e < 0) {
     return absl::NotFoundError(absl::StrCat(
         "Checkpoint ", source_, " has no iterator state named '", name,
         "': was it saved from a different input pipeline?"));
   }
-  const Entry& entry = entries_[*e];
-  *entry_out = &entry;
+  const Extra* extra = nullptr;
+  if (!extras_.empty()) {
+    auto it = extras_.find(static_cast<uint32_t>(e));
+    if (it != extras_.end()) extra = &it->second;
+  }
+  *extra_out = extra;
   int64_t found = -1;
-  if (entry.by_key != nullptr) {
-    if (const uint32_t* k = entry.by_key->Find(key); k != nullptr) found = *k;
+  if (extra != nullptr && extra->by_key != nullptr) {
+    if (const uint32_t* k = extra->by_key->Find(key); k != nullptr) found = *k;
   } else {
-    // From the back: a key written twice reads as its last value, as in TF.
-    for (int64_t i = static_cast<int64_t>(entry.num_values) - 1; i >= 0; --i) {
-      if (keys_[entry.first_value + i] == key) {
-        found = i;
-        break;
-      }
-    }
+    // The last match: a key written twice reads as its last value, as in TF.
+    int64_t i = 0;
+    ForEachKey(state_->metadata(e), [&](absl::string_view k) {
+      if (k == key) found = i;
+      ++i;
+      return true;
+    });
   }
   if (found < 0) {
     return absl::NotFoundError(absl::StrCat(
         "Checkpoint ", source_, " has no key '", key, "' in iterator state '", name,
         "': was it saved from a different input pipeline?"));
   }
-  *value_out = &state_->values[entry.first_value + found];
+  *value_out = state_->first_value[e] + found;
   return absl::OkStatus();
 }
 
@@ -134,9 +172,9 @@ bool StateReader::Contains(absl::string_view key) const {
 }
 
 bool StateReader::Contains(absl::string_view name, absl::string_view key) const {
-  const Entry* entry = nullptr;
-  const RestoredValue* value = nullptr;
-  return Find(name, key, &entry, &value).ok();
+  const Extra* extra = nullptr;
+  uint64_t value = 0;
+  return Find(name, key, &extra, &value).ok();
 }
 
 absl::Status StateReader::ReadScalar(absl::string_view key, int64_t* val) const {
@@ -149,14 +187,14 @@ absl::Status StateReader::ReadScalar(absl::string_view key, int64_t* val) const 
 
 absl::Status StateReader::ReadScalar(absl::string_view name, absl::string_view key,
                                      int64_t* val) const {
-  const Entry* entry = nullptr;
-  const RestoredValue* value = nullptr;
-  if (absl::Status s = Find(name, key, &entry, &value); !s.ok()) return s;
-  if (value->inline_scalar) {
-    *val = value->scalar;
+  const Extra* extra = nullptr;
+  uint64_t v = 0;
+  if (absl::Status s = Find(name, key, &extra, &v); !s.ok()) return s;
+  if (state_->is_scalar(v)) {
+    *val = state_->scalar(v);
     return absl::OkStatus();
   }
-  const Tensor& t = value->tensor;
+  const Tensor& t = state_->tensor(v);
   if (t.dtype() != tensorflow::DT_INT64 || t.NumElements() != 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "Expected an int64 scalar for '", key, "' in iterator state '", name,
@@ -177,15 +215,15 @@ absl::Status StateReader::ReadScalar(absl::string_view key, tensorflow::tstring*
 
 absl::Status StateReader::ReadScalar(absl::string_view name, absl::string_view key,
                                      tensorflow::tstring* val) const {
-  const Entry* entry = nullptr;
-  const RestoredValue* value = nullptr;
-  if (absl::Status s = Find(name, key, &entry, &value); !s.ok()) return s;
-  const Tensor& t = value->tensor;
-  if (value->inline_scalar || t.dtype() != tensorflow::DT_STRING || t.NumElements() != 1) {
+  const Extra* extra = nullptr;
+  uint64_t v = 0;
+  if (absl::Status s = Find(name, key, &extra, &v); !s.ok()) return s;
+  if (state_->is_scalar(v) || state_->tensor(v).dtype() != tensorflow::DT_STRING ||
+      state_->tensor(v).NumElements() != 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "Expected a string scalar for '", key, "' in iterator state '", name, "'"));
   }
-  *val = t.flat<tensorflow::tstring>()(0);
+  *val = state_->tensor(v).flat<tensorflow::tstring>()(0);
   return absl::OkStatus();
 }
 
@@ -210,17 +248,17 @@ absl::Status StateReader::ReadTensor(absl::string_view name, absl::string_view k
 absl::Status StateReader::ReadTensor(tensorflow::FunctionLibraryRuntime* flr,
                                      absl::string_view name, absl::string_view key,
                                      Tensor* val) const {
-  const Entry* entry = nullptr;
-  const RestoredValue* value = nullptr;
-  if (absl::Status s = Find(name, key, &entry, &value); !s.ok()) return s;
-  if (entry->tf_reader != nullptr) {
-    return entry->tf_reader->ReadTensor(flr, name, key, val);
+  const Extra* extra = nullptr;
+  uint64_t v = 0;
+  if (absl::Status s = Find(name, key, &extra, &v); !s.ok()) return s;
+  if (extra != nullptr && extra->tf_reader != nullptr) {
+    return extra->tf_reader->ReadTensor(flr, name, key, val);
   }
-  if (value->inline_scalar) {
+  if (state_->is_scalar(v)) {
     *val = Tensor(tensorflow::DT_INT64, tensorflow::TensorShape({}));
-    val->scalar<int64_t>()() = value->scalar;
+    val->scalar<int64_t>()() = state_->scalar(v);
   } else {
-    *val = value->tensor;
+    *val = state_->tensor(v);
   }
   return absl::OkStatus();
 }

@@ -7,6 +7,7 @@
 #define TFDATA_CHECKPOINT_CC_STATE_STATE_READER_H_
 
 #include <memory>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -46,27 +47,34 @@ class StateReader : public tensorflow::data::IteratorStateReader {
                           absl::string_view key, tensorflow::Tensor* val) const override;
 
  private:
-  struct Entry {
-    uint64_t first_value = 0;
-    uint32_t num_values = 0;
-    // Only entries with many keys get a hash table; the others are scanned.
+  // What only some entries need: a hash of their keys when they have many,
+  // TF's own reader when they hold a dataset (saved as a graph, which only
+  // TF knows how to rebuild).
+  struct Extra {
     std::unique_ptr<StringIndex<uint32_t>> by_key;
-    // Entries that hold a dataset (saved as a graph) are read through TF's
-    // own reader, which knows how to rebuild it.
     std::unique_ptr<tensorflow::VariantTensorData> data;
     std::unique_ptr<tensorflow::data::VariantTensorDataReader> tf_reader;
   };
 
   StateReader(RestoredState* state, std::string source);
+  absl::string_view Name(uint32_t e) const {
+    return state_->metadata(e).substr(0, name_size_[e]);
+  }
+  // The entry named `name`, or -1.
+  int64_t FindEntry(absl::string_view name) const;
+  void AddEntry(uint32_t e);
   // The value for (name, key), or NotFound.
-  absl::Status Find(absl::string_view name, absl::string_view key,
-                    const Entry** entry, const RestoredValue** value) const;
+  absl::Status Find(absl::string_view name, absl::string_view key, const Extra** extra,
+                    uint64_t* value) const;
 
   RestoredState* state_;
   std::string source_;
-  std::vector<absl::string_view> keys_;  // Parallel to state_->values.
-  std::vector<Entry> entries_;
-  StringIndex<uint32_t> by_name_;
+  // Per entry; the name is the metadata up to its first "@@".
+  std::vector<uint32_t> name_size_;
+  // Open addressing over entry numbers + 1 (0: empty), hashed by name: 4
+  // bytes a slot where a table of string views would take 24.
+  std::vector<uint32_t> slots_;
+  std::unordered_map<uint32_t, Extra> extras_;
 };
 
 }  // namespace tfdata_checkpoint

@@ -28,17 +28,16 @@ Tensor Floats(int n, float base) {
 void ToRestored(const CapturedState& captured, RestoredState* restored) {
   restored->type_names = captured.type_names();
   for (const CapturedEntry& entry : captured.entries()) {
-    restored->type_name_ids.push_back(entry.type_name_id);
-    restored->metadata.push_back(entry.metadata);
-    restored->first_value.push_back(restored->values.size());
+    restored->AddEntry(entry.type_name_id, entry.metadata);
     for (const CapturedValue& value : entry.values) {
-      RestoredValue& out = restored->values.emplace_back();
-      out.tensor = value.tensor;
-      out.scalar = value.scalar;
-      out.inline_scalar = value.inline_scalar;
+      if (value.inline_scalar) {
+        restored->AddScalar(value.scalar);
+      } else {
+        restored->AddTensor(value.tensor);
+      }
     }
   }
-  restored->first_value.push_back(restored->values.size());
+  restored->Finish();
 }
 
 TFDC_TEST(WriterGroupsKeysByNameInFirstWriteOrder) {
@@ -132,11 +131,10 @@ TFDC_TEST(ReaderRejectsMetadataThatDoesNotNameEveryValue) {
   for (const char* metadata : {"it@@a", "it@@a@@b@@c", "it"}) {
     RestoredState restored;
     restored.type_names = {"tensorflow::Iterator"};
-    restored.type_name_ids = {0};
-    restored.metadata = {metadata};
-    restored.first_value = {0, 2};
-    restored.values.resize(2);
-    restored.values[0].inline_scalar = restored.values[1].inline_scalar = true;
+    restored.AddEntry(0, metadata);
+    restored.AddScalar(1);
+    restored.AddScalar(2);
+    restored.Finish();
     std::unique_ptr<StateReader> reader;
     const absl::Status s = StateReader::Create(&restored, "ckpt", &reader);
     CHECK_TRUE(absl::IsDataLoss(s));
