@@ -81,8 +81,8 @@ def save_iterator(
     """Saves the state of `iterator` as the checkpoint `prefix`.
 
     The state (shuffle and prefetch buffers included) is captured through the
-    iterator's own Save, without `serialize_iterator` and without a copy, and written as `num_shards` files in parallel, then committed by
-    renaming `<prefix>.index` into place: a checkpoint exists exactly when its
+    iterator's own Save, without `serialize_iterator` and without a copy, and
+    written as `num_shards` files in parallel, then committed by renaming `<prefix>.index` into place: a checkpoint exists exactly when its
     index does, and a failed save leaves the previous one at `prefix` intact.
 
     Args:
