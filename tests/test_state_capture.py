@@ -139,9 +139,11 @@ def test_damaged_checkpoint_leaves_the_iterator_untouched(tmp_path):
     take(it, 3)
     tc.save_iterator(it, prefix, num_shards=1)
     shard = tf.io.gfile.glob(prefix + ".data-*")[0]
-    data = bytearray(open(shard, "rb").read())
+    with open(shard, "rb") as f:
+        data = bytearray(f.read())
     data[len(data) // 2] ^= 0xFF
-    open(shard, "wb").write(bytes(data))
+    with open(shard, "wb") as f:
+        f.write(bytes(data))
     fresh = iter(tf.data.Dataset.range(100).shuffle(10, seed=1))
     first = take(iter(tf.data.Dataset.range(100).shuffle(10, seed=1)), 5)
     with pytest.raises(tf.errors.DataLossError, match=shard.split("/")[-1]):

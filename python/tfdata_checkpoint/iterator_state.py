@@ -6,6 +6,7 @@ import os
 from typing import Any, Union
 
 import tensorflow as tf
+
 from tfdata_checkpoint import ops
 
 # The values of tensorflow::data::ExternalStatePolicy.
