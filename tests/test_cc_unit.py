@@ -27,7 +27,8 @@ def cc_build(tmp_path_factory):
          f"-DPython_EXECUTABLE={sys.executable}"],
         check=True, env=env, capture_output=True,
     )
-    targets = ["shard_plan_test", "checkpoint_index_test", "tensor_codec_test", "crc32c_test"]
+    targets = ["shard_plan_test", "checkpoint_index_test", "tensor_codec_test", "crc32c_test",
+               "state_test"]
     result = subprocess.run(
         [cmake, "--build", str(build), "--parallel", "2", "--target", *targets],
         check=False, env=env, capture_output=True, text=True,
@@ -37,7 +38,8 @@ def cc_build(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "name", ["shard_plan_test", "checkpoint_index_test", "tensor_codec_test", "crc32c_test"]
+    "name",
+    ["shard_plan_test", "checkpoint_index_test", "tensor_codec_test", "crc32c_test", "state_test"],
 )
 def test_cc_unit(cc_build, name):
     result = subprocess.run(

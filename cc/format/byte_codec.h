@@ -68,6 +68,15 @@ class ByteReader {
     pos_ += n;
     return true;
   }
+  // Like Bytes, as a view into the reader's data.
+  bool BytesView(absl::string_view* s) {
+    uint32_t n;
+    if (!U32(&n)) return false;
+    if (n > data_.size() - pos_) return Fail();
+    *s = data_.substr(pos_, n);
+    pos_ += n;
+    return true;
+  }
   bool Skip(size_t n) {
     if (!ok_ || n > data_.size() - pos_) return Fail();
     pos_ += n;

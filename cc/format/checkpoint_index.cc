@@ -91,32 +91,91 @@ std::string EncodeIndex(const CheckpointIndex& index) {
     w.U64(shard.size);
     w.U32(shard.crc32c);
   }
-  w.U32(static_cast<uint32_t>(index.type_names.size()));
-  for (const std::string& name : index.type_names) w.Bytes(name);
-  w.U64(index.entries.size());
-  for (const EntryRecord& entry : index.entries) {
-    w.U32(entry.type_name_id);
-    w.Bytes(entry.metadata);
-    w.U32(static_cast<uint32_t>(entry.tensors.size()));
-    for (const TensorRecord& t : entry.tensors) {
-      w.U32(t.dtype);
-      w.U8(static_cast<uint8_t>(t.encoding));
-      w.U8(static_cast<uint8_t>(t.shape.size()));
-      for (int64_t dim : t.shape) w.I64(dim);
-      w.U32(t.shard);
-      w.U64(t.offset);
-      w.U64(t.length);
-      w.U32(t.crc32c);
+  if (!index.encoded_entries.empty()) {
+    out.reserve(out.size() + index.encoded_entries.size() + 4);
+    w.Raw(index.encoded_entries);
+  } else {
+    EntriesEncoder encoder(index.type_names, index.entries.size(), &out);
+    for (const EntryRecord& entry : index.entries) {
+      encoder.Entry(entry.type_name_id, entry.metadata,
+                    static_cast<uint32_t>(entry.tensors.size()));
+      for (const TensorRecord& t : entry.tensors) {
+        encoder.Tensor(t.dtype, t.encoding, t.shape.data(), static_cast<int>(t.shape.size()),
+                       t.shard, t.offset, t.length, t.crc32c);
+      }
     }
   }
   w.U32(Crc32c(out));
   return out;
 }
 
+EntriesEncoder::EntriesEncoder(const std::vector<std::string>& type_names,
+                               uint64_t num_entries, std::string* out)
+    : out_(out) {
+  ByteWriter w(out_);
+  w.U32(static_cast<uint32_t>(type_names.size()));
+  for (const std::string& name : type_names) w.Bytes(name);
+  w.U64(num_entries);
+}
+
+void EntriesEncoder::Entry(uint32_t type_name_id, absl::string_view metadata,
+                           uint32_t num_tensors) {
+  ByteWriter w(out_);
+  w.U32(type_name_id);
+  w.Bytes(metadata);
+  w.U32(num_tensors);
+}
+
+void EntriesEncoder::Tensor(uint32_t dtype, TensorEncoding encoding, const int64_t* shape,
+                            int rank, uint32_t shard, uint64_t offset, uint64_t length,
+                            uint32_t crc32c) {
+  // One append per record instead of one per field.
+  char buf[4 + 1 + 1 + 8 * kMaxRank + 4 + 8 + 8 + 4];
+  size_t n = 0;
+  auto put = [&](uint64_t v, int width) {
+    for (int i = 0; i < width; ++i) buf[n++] = static_cast<char>(v >> (8 * i));
+  };
+  put(dtype, 4);
+  put(static_cast<uint8_t>(encoding), 1);
+  put(static_cast<uint8_t>(rank), 1);
+  for (int d = 0; d < rank; ++d) put(static_cast<uint64_t>(shape[d]), 8);
+  put(shard, 4);
+  put(offset, 8);
+  put(length, 8);
+  put(crc32c, 4);
+  out_->append(buf, n);
+}
+
 namespace {
 
+// Stores what it is handed in the index itself.
+class RecordVisitor : public IndexVisitor {
+ public:
+  explicit RecordVisitor(CheckpointIndex* index) : index_(index) {}
+  absl::Status Begin(std::vector<std::string> type_names, uint64_t num_entries) override {
+    index_->type_names = std::move(type_names);
+    index_->entries.resize(num_entries);
+    return absl::OkStatus();
+  }
+  absl::Status Entry(uint64_t e, uint32_t type_name_id, absl::string_view metadata,
+                     uint32_t num_tensors) override {
+    EntryRecord& entry = index_->entries[e];
+    entry.type_name_id = type_name_id;
+    entry.metadata = std::string(metadata);
+    entry.tensors.reserve(num_tensors);
+    return absl::OkStatus();
+  }
+  absl::Status Tensor(uint64_t e, const TensorRecord& record) override {
+    index_->entries[e].tensors.push_back(record);
+    return absl::OkStatus();
+  }
+
+ private:
+  CheckpointIndex* index_;
+};
+
 absl::Status Decode(absl::string_view data, absl::string_view filename, bool entries,
-                    CheckpointIndex* index) {
+                    CheckpointIndex* index, IndexVisitor* visitor) {
   *index = CheckpointIndex();
   if (data.size() < kHeaderBytes + kCrcBytes ||
       std::memcmp(data.data(), kIndexMagic, sizeof(kIndexMagic)) != 0) {
@@ -181,8 +240,8 @@ absl::Status Decode(absl::string_view data, absl::string_view filename, bool ent
       num_type_names > r.remaining() / kMinTypeNameBytes) {
     return Damaged(filename, "bad type name count");
   }
-  index->type_names.resize(num_type_names);
-  for (std::string& name : index->type_names) {
+  std::vector<std::string> type_names(num_type_names);
+  for (std::string& name : type_names) {
     if (!r.Bytes(&name)) return Damaged(filename, "truncated type names");
   }
 
@@ -190,26 +249,30 @@ absl::Status Decode(absl::string_view data, absl::string_view filename, bool ent
   if (!r.U64(&num_entries) || num_entries > r.remaining() / kMinEntryBytes) {
     return Damaged(filename, "bad entry count");
   }
-  index->entries.resize(num_entries);
+  if (absl::Status s = visitor->Begin(std::move(type_names), num_entries); !s.ok()) {
+    return s;
+  }
   // Tensors must tile the shards exactly, in order: this is what the writer
   // produces, and checking it bounds every read a reader will make.
   uint64_t next_global = 0;
+  TensorRecord t;
   for (uint64_t e = 0; e < num_entries; ++e) {
-    EntryRecord& entry = index->entries[e];
+    uint32_t type_name_id = 0;
+    absl::string_view metadata;
     uint32_t num_tensors = 0;
-    if (!r.U32(&entry.type_name_id) || !r.Bytes(&entry.metadata) ||
-        !r.U32(&num_tensors)) {
+    if (!r.U32(&type_name_id) || !r.BytesView(&metadata) || !r.U32(&num_tensors)) {
       return Damaged(filename, absl::StrCat("truncated entry ", e));
     }
-    if (entry.type_name_id >= num_type_names) {
+    if (type_name_id >= num_type_names) {
       return Damaged(filename, absl::StrCat("entry ", e, " has bad type name id"));
     }
     if (num_tensors > r.remaining() / kMinTensorBytes) {
       return Damaged(filename, absl::StrCat("entry ", e, " has bad tensor count"));
     }
-    entry.tensors.resize(num_tensors);
+    if (absl::Status s = visitor->Entry(e, type_name_id, metadata, num_tensors); !s.ok()) {
+      return s;
+    }
     for (uint32_t i = 0; i < num_tensors; ++i) {
-      TensorRecord& t = entry.tensors[i];
       uint8_t encoding = 0, rank = 0;
       if (!r.U32(&t.dtype) || !r.U8(&encoding) || !r.U8(&rank)) {
         return Damaged(filename, absl::StrCat("truncated tensor in entry ", e));
@@ -246,6 +309,7 @@ absl::Status Decode(absl::string_view data, absl::string_view filename, bool ent
                        absl::StrCat("tensor in entry ", e, " runs past the shards"));
       }
       next_global += t.length;
+      if (absl::Status s = visitor->Tensor(e, t); !s.ok()) return s;
     }
   }
   if (next_global != index->total_bytes) {
@@ -262,12 +326,18 @@ absl::Status Decode(absl::string_view data, absl::string_view filename, bool ent
 
 absl::Status DecodeIndex(absl::string_view data, absl::string_view filename,
                          CheckpointIndex* index) {
-  return Decode(data, filename, /*entries=*/true, index);
+  RecordVisitor visitor(index);
+  return Decode(data, filename, /*entries=*/true, index, &visitor);
+}
+
+absl::Status DecodeIndexWith(absl::string_view data, absl::string_view filename,
+                             CheckpointIndex* index, IndexVisitor* visitor) {
+  return Decode(data, filename, /*entries=*/true, index, visitor);
 }
 
 absl::Status DecodeIndexShards(absl::string_view data, absl::string_view filename,
                                CheckpointIndex* index) {
-  return Decode(data, filename, /*entries=*/false, index);
+  return Decode(data, filename, /*entries=*/false, index, /*visitor=*/nullptr);
 }
 
 std::vector<uint64_t> ShardStarts(const CheckpointIndex& index) {

@@ -63,6 +63,25 @@ struct CheckpointIndex {
   std::vector<ShardRecord> shards;
   std::vector<std::string> type_names;
   std::vector<EntryRecord> entries;
+  // Alternatively, the type names and entries already encoded (by
+  // EntriesEncoder); `type_names` and `entries` are then empty. Lets a writer
+  // of many small entries skip a record and a string per entry.
+  std::string encoded_entries;
+};
+
+// Encodes the type names and entries of an index, one field after the other,
+// in the layout EncodeIndex gives them.
+class EntriesEncoder {
+ public:
+  EntriesEncoder(const std::vector<std::string>& type_names, uint64_t num_entries,
+                 std::string* out);
+  void Entry(uint32_t type_name_id, absl::string_view metadata, uint32_t num_tensors);
+  // `shape` points to `rank` dimensions.
+  void Tensor(uint32_t dtype, TensorEncoding encoding, const int64_t* shape, int rank,
+              uint32_t shard, uint64_t offset, uint64_t length, uint32_t crc32c);
+
+ private:
+  std::string* out_;
 };
 
 // Serializes `index`, including the trailing CRC32C of the whole file.
@@ -73,6 +92,25 @@ std::string EncodeIndex(const CheckpointIndex& index);
 // newer major version. Never reads outside `data`.
 absl::Status DecodeIndex(absl::string_view data, absl::string_view filename,
                          CheckpointIndex* index);
+
+// Receives the entries of an index as DecodeIndexWith checks them, so that a
+// reader can build its own structures without a record per tensor.
+class IndexVisitor {
+ public:
+  virtual ~IndexVisitor() = default;
+  virtual absl::Status Begin(std::vector<std::string> type_names, uint64_t num_entries) = 0;
+  // `metadata` points into the decoded data.
+  virtual absl::Status Entry(uint64_t e, uint32_t type_name_id, absl::string_view metadata,
+                             uint32_t num_tensors) = 0;
+  // Tensors of entry `e`, in order, after its Entry call.
+  virtual absl::Status Tensor(uint64_t e, const TensorRecord& record) = 0;
+};
+
+// Like DecodeIndex, but hands the type names and entries to `visitor`
+// instead of storing them in `index` (whose entries stay empty). Stops at the
+// first error, the visitor's included.
+absl::Status DecodeIndexWith(absl::string_view data, absl::string_view filename,
+                             CheckpointIndex* index, IndexVisitor* visitor);
 
 // Like DecodeIndex, but stops after the shard list: `index->entries` and
 // `index->type_names` stay empty. For callers that only need the shard files.

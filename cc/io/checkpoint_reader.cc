@@ -29,16 +29,33 @@ constexpr uint64_t kReadRangeBytes = 32ull << 20;
 constexpr uint64_t kDirectReadBytes = 256 << 10;
 constexpr uint64_t kStagingBytes = 2ull << 20;  // Per IO thread: counts in peak memory.
 
+// The CRC of a part of a piece that one read range holds.
 struct ReadPart {
   size_t piece;
   uint32_t crc;
   uint64_t length;
 };
 
+// The pieces of a checkpoint: tensor after tensor, entry after entry, one
+// byte stream. Per piece only what reading needs: where it ends, its CRC
+// from the index, and where its bytes go (null to only verify them).
+struct PieceLayout {
+  std::vector<uint64_t> end;
+  std::vector<uint32_t> crc;
+  std::vector<char*> destination;
+  // Entry e's pieces are [first_piece[e], first_piece[e + 1]): for errors.
+  std::vector<uint64_t> first_piece;
+
+  uint64_t start(size_t p) const { return p == 0 ? 0 : end[p - 1]; }
+};
+
 struct RangeResult {
   absl::Status status;
   uint32_t crc = 0;
+  // Pieces that lie wholly in the range are checked there; these are the
+  // parts of pieces that cross ranges, to be combined afterwards.
   std::vector<ReadPart> parts;
+  int64_t bad_piece = -1;  // First whole piece whose CRC did not match.
 };
 
 absl::Status ReadExactly(RandomAccessFile* file, const std::string& path,
@@ -65,8 +82,9 @@ absl::Status ReadExactly(RandomAccessFile* file, const std::string& path,
 class RangeReader {
  public:
   RangeReader(RandomAccessFile* file, const std::string& path, uint64_t file_offset,
-              const std::vector<char*>& destinations)
-      : file_(file), path_(path), file_offset_(file_offset), dst_(destinations) {}
+              const PieceLayout& layout)
+      : file_(file), path_(path), file_offset_(file_offset), layout_(layout),
+        dst_(layout.destination) {}
 
   // Reads the segments, which lie end to end from file_offset_.
   absl::Status Read(const std::vector<Segment>& segments, RangeResult* result) {
@@ -145,21 +163,57 @@ class RangeReader {
   }
 
   void Record(const Segment& seg, uint32_t crc, RangeResult* result) {
-    result->parts.push_back({seg.piece, crc, seg.length});
+    const uint64_t piece_length = layout_.end[seg.piece] - layout_.start(seg.piece);
+    if (seg.length == piece_length) {
+      if (crc != layout_.crc[seg.piece] && result->bad_piece < 0) {
+        result->bad_piece = static_cast<int64_t>(seg.piece);
+      }
+    } else {
+      result->parts.push_back({seg.piece, crc, seg.length});
+    }
     result->crc = Crc32cConcat(result->crc, crc, seg.length);
   }
 
   RandomAccessFile* file_;
   const std::string& path_;
   uint64_t file_offset_;
+  const PieceLayout& layout_;
   const std::vector<char*>& dst_;
   std::string staging_;
 };
 
-// Reads all shards of `index` into `destinations` (per tensor, in index
-// order) and checks every shard's and every tensor's checksum.
+// The segments of the pieces that overlap [begin, end), in stream order
+// (empty pieces at `begin` included, so that their CRC is checked too).
+std::vector<Segment> SegmentsIn(const PieceLayout& layout, uint64_t begin, uint64_t end,
+                                bool last_range) {
+  std::vector<Segment> segments;
+  auto it = std::lower_bound(layout.end.begin(), layout.end.end(), begin);
+  for (size_t p = it - layout.end.begin(); p < layout.end.size(); ++p) {
+    const uint64_t start = layout.start(p);
+    if (start > end || (start == end && !(last_range && layout.end[p] == start))) break;
+    if (layout.end[p] == start) {
+      // An empty piece belongs to the range that holds its position (the
+      // last range for the very end).
+      if (start < end || last_range) segments.push_back({p, 0, 0});
+      continue;
+    }
+    if (layout.end[p] <= begin) continue;
+    const uint64_t from = std::max(begin, start);
+    segments.push_back({p, from - start, std::min(end, layout.end[p]) - from});
+  }
+  return segments;
+}
+
+std::string EntryOfPiece(const PieceLayout& layout, size_t piece) {
+  const auto& firsts = layout.first_piece;
+  const size_t e = std::upper_bound(firsts.begin(), firsts.end(), piece) - firsts.begin() - 1;
+  return absl::StrCat(e);
+}
+
+// Reads all shards into `layout.destination` and checks every shard's and
+// every piece's checksum.
 absl::Status ReadShards(const std::string& prefix, const CheckpointIndex& index,
-                        const std::vector<char*>& destinations) {
+                        const PieceLayout& layout) {
   Env* env = Env::Default();
   const size_t num_shards = index.shards.size();
   std::vector<std::string> paths(num_shards);
@@ -179,111 +233,291 @@ absl::Status ReadShards(const std::string& prefix, const CheckpointIndex& index,
     }
   }
 
-  std::vector<uint64_t> piece_sizes;
-  for (const EntryRecord& entry : index.entries) {
-    for (const TensorRecord& t : entry.tensors) piece_sizes.push_back(t.length);
-  }
   const std::vector<uint64_t> shard_starts = ShardStarts(index);
   std::vector<size_t> owner;
   const std::vector<uint64_t> range_bounds =
       SplitRanges(shard_starts, kReadRangeBytes, &owner);
-  const std::vector<std::vector<Segment>> segments =
-      SegmentsByRange(piece_sizes, range_bounds);
   const size_t num_ranges = owner.size();
 
   std::vector<RangeResult> results(num_ranges);
   RunInParallel(num_ranges, [&](size_t r) {
     const size_t shard = owner[r];
-    if (segments[r].empty()) return;
+    const std::vector<Segment> segments = SegmentsIn(
+        layout, range_bounds[r], range_bounds[r + 1], /*last_range=*/r + 1 == num_ranges);
+    if (segments.empty()) return;
     std::unique_ptr<RandomAccessFile> file;
     results[r].status = Annotate(env->NewRandomAccessFile(paths[shard], &file),
                                  "opening", paths[shard]);
     if (!results[r].status.ok()) return;
-    RangeReader reader(file.get(), paths[shard],
-                       range_bounds[r] - shard_starts[shard], destinations);
-    results[r].status = reader.Read(segments[r], &results[r]);
+    RangeReader reader(file.get(), paths[shard], range_bounds[r] - shard_starts[shard],
+                       layout);
+    results[r].status = reader.Read(segments, &results[r]);
   });
   for (const RangeResult& result : results) {
     if (!result.status.ok()) return result.status;
   }
 
   std::vector<uint32_t> shard_crcs(num_shards, 0);
-  std::vector<uint32_t> piece_crcs(piece_sizes.size(), 0);
+  int64_t bad_piece = -1;
+  // Parts of a piece come in range order: combine them as they come.
+  size_t open_piece = SIZE_MAX;
+  uint32_t open_crc = 0;
+  uint64_t open_length = 0;
+  auto close_open_piece = [&] {
+    if (open_piece != SIZE_MAX && bad_piece < 0 && open_crc != layout.crc[open_piece]) {
+      bad_piece = static_cast<int64_t>(open_piece);
+    }
+    open_piece = SIZE_MAX;
+  };
   for (size_t r = 0; r < num_ranges; ++r) {
     const uint64_t length = range_bounds[r + 1] - range_bounds[r];
     shard_crcs[owner[r]] = Crc32cConcat(shard_crcs[owner[r]], results[r].crc, length);
+    if (results[r].bad_piece >= 0 && (bad_piece < 0 || results[r].bad_piece < bad_piece)) {
+      bad_piece = results[r].bad_piece;
+    }
     for (const ReadPart& part : results[r].parts) {
-      piece_crcs[part.piece] = Crc32cConcat(piece_crcs[part.piece], part.crc, part.length);
+      if (part.piece != open_piece) {
+        close_open_piece();
+        open_piece = part.piece;
+        open_crc = 0;
+        open_length = 0;
+      }
+      open_crc = Crc32cConcat(open_crc, part.crc, part.length);
+      open_length += part.length;
+      if (open_length == layout.end[part.piece] - layout.start(part.piece)) {
+        close_open_piece();
+      }
     }
   }
+  close_open_piece();
   for (size_t s = 0; s < num_shards; ++s) {
     if (shard_crcs[s] != index.shards[s].crc32c) {
       return absl::DataLossError(
           absl::StrCat("Checksum mismatch in shard ", paths[s], " of checkpoint ", prefix));
     }
   }
-  size_t piece = 0;
-  for (size_t e = 0; e < index.entries.size(); ++e) {
-    for (const TensorRecord& t : index.entries[e].tensors) {
-      if (piece_crcs[piece++] != t.crc32c) {
-        return absl::DataLossError(absl::StrCat("Checksum mismatch in tensor of entry ",
-                                                e, " in shard ", paths[t.shard],
-                                                " of checkpoint ", prefix));
+  if (bad_piece >= 0) {
+    const uint64_t start = layout.start(bad_piece);
+    const size_t shard =
+        std::upper_bound(shard_starts.begin(), shard_starts.end() - 1, start) -
+        shard_starts.begin() - 1;
+    return absl::DataLossError(absl::StrCat("Checksum mismatch in tensor of entry ",
+                                            EntryOfPiece(layout, bad_piece), " in shard ",
+                                            paths[std::min(shard, num_shards - 1)],
+                                            " of checkpoint ", prefix));
+  }
+  return absl::OkStatus();
+}
+
+// Reads the index file whole; the reader keeps these bytes and views into them.
+absl::Status ReadIndexBytes(const std::string& prefix, std::string* data) {
+  Env* env = Env::Default();
+  const std::string path = IndexPath(prefix);
+  if (absl::IsNotFound(env->FileExists(path))) {
+    return absl::NotFoundError(absl::StrCat(
+        "No tfdata-checkpoint at prefix ", prefix, ": ", path, " does not exist"));
+  }
+  return Annotate(tensorflow::ReadFileToString(env, path, data), "reading", path);
+}
+
+// Builds the restored state while the index is decoded: values and the
+// piece layout, with no record per tensor kept. Metadata stays where it is in
+// the index bytes until Finish copies it out.
+class StateBuilder : public IndexVisitor {
+ public:
+  StateBuilder(RestoredState* state, PieceLayout* layout, absl::string_view index_bytes,
+               const std::string& index_path)
+      : state_(state), layout_(layout), index_bytes_(index_bytes), index_path_(index_path) {}
+
+  absl::Status Begin(std::vector<std::string> type_names, uint64_t num_entries) override {
+    state_->type_names = std::move(type_names);
+    state_->type_name_ids.resize(num_entries);
+    state_->first_value.resize(num_entries + 1);
+    metadata_.resize(num_entries);
+    layout_->first_piece.resize(num_entries + 1);
+    // Room for as many tensors as the index can describe (a record takes at
+    // least 30 bytes): vectors that grow by doubling would leave their old
+    // buffers behind in the heap, and in the peak memory of the restore.
+    // Pages never touched cost nothing.
+    const size_t max_tensors = index_bytes_.size() / 30 + 1;
+    layout_->end.reserve(max_tensors);
+    layout_->crc.reserve(max_tensors);
+    state_->value_ref.reserve(max_tensors);
+    state_->tensors.reserve(max_tensors);
+    state_->scalars.reserve(max_tensors);
+    return absl::OkStatus();
+  }
+
+  absl::Status Entry(uint64_t e, uint32_t type_name_id, absl::string_view metadata,
+                     uint32_t num_tensors) override {
+    state_->type_name_ids[e] = type_name_id;
+    metadata_[e] = metadata;
+    state_->first_value[e] = state_->value_ref.size();
+    layout_->first_piece[e] = state_->value_ref.size();
+    return absl::OkStatus();
+  }
+
+  absl::Status Tensor(uint64_t e, const TensorRecord& record) override {
+    if (state_->value_ref.size() >= RestoredState::kMaxValues) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "Checkpoint index ", index_path_, " has more tensors than a restore can hold"));
+    }
+    layout_->end.push_back(pos_ += record.length);
+    layout_->crc.push_back(record.crc32c);
+    // Int64 scalars are read into their slot and need no tensor.
+    if (record.dtype == tensorflow::DT_INT64 && record.shape.empty() &&
+        record.encoding == TensorEncoding::kRaw && record.length == sizeof(int64_t)) {
+      state_->AddScalar(0);
+      return absl::OkStatus();
+    }
+    tensorflow::Tensor tensor;
+    if (absl::Status s = AllocateTensor(record, &tensor); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("Checkpoint index ", index_path_,
+                                                 ", entry ", e, ": ", s.message()));
+    }
+    if (record.encoding != TensorEncoding::kRaw) {
+      to_decode_.push_back({state_->value_ref.size(), e, record});
+    }
+    state_->AddTensor(std::move(tensor));
+    return absl::OkStatus();
+  }
+
+  // Once every value exists (addresses are stable from then on).
+  void SetDestinations(std::deque<std::string>* side_buffers) {
+    const size_t n = state_->value_ref.size();
+    state_->first_value.back() = n;
+    layout_->first_piece.back() = n;
+    layout_->destination.resize(n);
+    size_t next_decode = 0;
+    for (size_t v = 0; v < n; ++v) {
+      if (state_->is_scalar(v)) {
+        layout_->destination[v] = reinterpret_cast<char*>(
+            &state_->scalars[state_->value_ref[v] & ~RestoredState::kScalarBit]);
+      } else if (next_decode < to_decode_.size() && to_decode_[next_decode].value == v) {
+        side_buffers->emplace_back(to_decode_[next_decode++].record.length, '\0');
+        layout_->destination[v] = side_buffers->back().data();
+      } else {
+        layout_->destination[v] = RawBuffer(state_->mutable_tensor(v));
       }
+    }
+  }
+
+  // Copies the metadata out of the index bytes, which can then go.
+  void CopyMetadata() {
+    size_t total = 0;
+    for (absl::string_view m : metadata_) total += m.size();
+    state_->metadata_bytes.reserve(total);
+    state_->metadata_end.reserve(metadata_.size());
+    for (absl::string_view m : metadata_) {
+      state_->metadata_bytes.append(m.data(), m.size());
+      state_->metadata_end.push_back(state_->metadata_bytes.size());
+    }
+    std::vector<absl::string_view>().swap(metadata_);
+  }
+
+  struct ToDecode {
+    size_t value;
+    uint64_t entry;
+    TensorRecord record;
+  };
+  const std::vector<ToDecode>& to_decode() const { return to_decode_; }
+
+ private:
+  RestoredState* state_;
+  PieceLayout* layout_;
+  absl::string_view index_bytes_;
+  const std::string& index_path_;
+  uint64_t pos_ = 0;
+  std::vector<absl::string_view> metadata_;  // Into index_bytes_.
+  std::vector<ToDecode> to_decode_;
+};
+
+// Records the pieces of an index for verification only.
+class LayoutBuilder : public IndexVisitor {
+ public:
+  explicit LayoutBuilder(PieceLayout* layout) : layout_(layout) {}
+  absl::Status Begin(std::vector<std::string> type_names, uint64_t num_entries) override {
+    layout_->first_piece.resize(num_entries + 1);
+    return absl::OkStatus();
+  }
+  absl::Status Entry(uint64_t e, uint32_t, absl::string_view, uint32_t) override {
+    layout_->first_piece[e] = layout_->end.size();
+    return absl::OkStatus();
+  }
+  absl::Status Tensor(uint64_t, const TensorRecord& record) override {
+    layout_->end.push_back(pos_ += record.length);
+    layout_->crc.push_back(record.crc32c);
+    return absl::OkStatus();
+  }
+  void Finish() {
+    layout_->first_piece.back() = layout_->end.size();
+    layout_->destination.assign(layout_->end.size(), nullptr);
+  }
+
+ private:
+  PieceLayout* layout_;
+  uint64_t pos_ = 0;
+};
+
+}  // namespace
+
+absl::Status ReadCheckpointState(const std::string& prefix, RestoredState* state) {
+  std::string index_bytes;
+  if (absl::Status s = ReadIndexBytes(prefix, &index_bytes); !s.ok()) return s;
+  const std::string index_path = IndexPath(prefix);
+  // Raw tensors are allocated while the index is decoded and read into
+  // directly, int64 scalars into their slot; the others are read into side
+  // buffers and decoded once their checksums hold.
+  CheckpointIndex index;
+  std::deque<std::string> side_buffers;  // Stable addresses as it grows.
+  std::vector<StateBuilder::ToDecode> to_decode;
+  {
+    PieceLayout layout;
+    StateBuilder builder(state, &layout, index_bytes, index_path);
+    if (absl::Status s = DecodeIndexWith(index_bytes, index_path, &index, &builder);
+        !s.ok()) {
+      return s;
+    }
+    builder.SetDestinations(&side_buffers);
+    if (absl::Status s = ReadShards(prefix, index, layout); !s.ok()) return s;
+    builder.CopyMetadata();
+    to_decode = builder.to_decode();
+  }
+  // Neither the index bytes nor the layout are needed while the iterator is
+  // rebuilt next to the tensors.
+  std::string().swap(index_bytes);
+  for (size_t i = 0; i < to_decode.size(); ++i) {
+    const StateBuilder::ToDecode& d = to_decode[i];
+    absl::Status s =
+        DecodeTensor(d.record, side_buffers[i], state->mutable_tensor(d.value));
+    if (!s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("Checkpoint ", prefix, ", entry ", d.entry,
+                                                 ": ", s.message()));
     }
   }
   return absl::OkStatus();
 }
 
-}  // namespace
-
 absl::Status ReadCheckpoint(
     const std::string& prefix,
     std::vector<std::unique_ptr<tensorflow::VariantTensorData>>* entries) {
-  CheckpointIndex index;
-  if (absl::Status s = ReadIndexFile(prefix, &index); !s.ok()) return s;
-  const std::string index_path = IndexPath(prefix);
-
-  // Raw tensors are allocated now and read into directly; the others are read
-  // into side buffers and decoded once their checksums hold.
-  std::vector<std::vector<Tensor>> tensors(index.entries.size());
-  std::vector<char*> destinations;
-  std::deque<std::string> side_buffers;  // Stable addresses as it grows.
-  std::vector<std::pair<size_t, size_t>> to_decode;  // (entry, tensor)
-  for (size_t e = 0; e < index.entries.size(); ++e) {
-    const auto& records = index.entries[e].tensors;
-    tensors[e].resize(records.size());
-    for (size_t t = 0; t < records.size(); ++t) {
-      if (absl::Status s = AllocateTensor(records[t], &tensors[e][t]); !s.ok()) {
-        return absl::Status(s.code(), absl::StrCat("Checkpoint index ", index_path,
-                                                   ", entry ", e, ": ", s.message()));
-      }
-      if (records[t].encoding == TensorEncoding::kRaw) {
-        destinations.push_back(RawBuffer(&tensors[e][t]));
-      } else {
-        to_decode.emplace_back(e, t);
-        side_buffers.emplace_back(records[t].length, '\0');
-        destinations.push_back(side_buffers.back().data());
-      }
-    }
-  }
-  if (absl::Status s = ReadShards(prefix, index, destinations); !s.ok()) return s;
-  for (size_t i = 0; i < to_decode.size(); ++i) {
-    const auto [e, t] = to_decode[i];
-    absl::Status s =
-        DecodeTensor(index.entries[e].tensors[t], side_buffers[i], &tensors[e][t]);
-    if (!s.ok()) {
-      return absl::Status(s.code(), absl::StrCat("Checkpoint ", prefix, ", entry ", e,
-                                                 ": ", s.message()));
-    }
-  }
+  RestoredState state;
+  if (absl::Status s = ReadCheckpointState(prefix, &state); !s.ok()) return s;
   entries->clear();
-  entries->reserve(index.entries.size());
-  for (size_t e = 0; e < index.entries.size(); ++e) {
+  entries->reserve(state.num_entries());
+  for (size_t e = 0; e < state.num_entries(); ++e) {
     auto data = std::make_unique<tensorflow::VariantTensorData>();
-    data->set_type_name(index.type_names[index.entries[e].type_name_id]);
-    data->metadata_string() = std::move(index.entries[e].metadata);
-    for (Tensor& tensor : tensors[e]) *data->add_tensors() = std::move(tensor);
+    data->set_type_name(state.type_names[state.type_name_ids[e]]);
+    data->metadata_string() = std::string(state.metadata(e));
+    for (uint64_t v = state.first_value[e]; v < state.first_value[e + 1]; ++v) {
+      Tensor* tensor = data->add_tensors();
+      if (state.is_scalar(v)) {
+        *tensor = Tensor(tensorflow::DT_INT64, tensorflow::TensorShape({}));
+        tensor->scalar<int64_t>()() = state.scalar(v);
+      } else {
+        *tensor = std::move(*state.mutable_tensor(v));
+      }
+    }
     entries->push_back(std::move(data));
   }
   return absl::OkStatus();
@@ -291,9 +525,16 @@ absl::Status ReadCheckpoint(
 
 absl::Status VerifyCheckpoint(const std::string& prefix, CheckpointIndex* index) {
   if (absl::Status s = ReadIndexFile(prefix, index); !s.ok()) return s;
-  size_t num_pieces = 0;
-  for (const EntryRecord& entry : index->entries) num_pieces += entry.tensors.size();
-  return ReadShards(prefix, *index, std::vector<char*>(num_pieces, nullptr));
+  std::string data;
+  if (absl::Status s = ReadIndexBytes(prefix, &data); !s.ok()) return s;
+  CheckpointIndex header;
+  PieceLayout layout;
+  LayoutBuilder builder(&layout);
+  if (absl::Status s = DecodeIndexWith(data, IndexPath(prefix), &header, &builder); !s.ok()) {
+    return s;
+  }
+  builder.Finish();
+  return ReadShards(prefix, header, layout);
 }
 
 }  // namespace tfdata_checkpoint

@@ -9,9 +9,15 @@
 
 #include "absl/status/status.h"
 #include "cc/format/checkpoint_index.h"
+#include "cc/state/restored_state.h"
 #include "tensorflow/core/framework/variant_tensor_data.h"
 
 namespace tfdata_checkpoint {
+
+// Reads and verifies the checkpoint at `prefix` into `state`, each tensor
+// read straight into its own buffer. NotFound names a missing file, DataLoss
+// a damaged one.
+absl::Status ReadCheckpointState(const std::string& prefix, RestoredState* state);
 
 // Reads and verifies the checkpoint at `prefix` and rebuilds its entries.
 // NotFound names a missing file, DataLoss a damaged one.

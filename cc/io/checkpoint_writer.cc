@@ -2,10 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
 #include <memory>
 #include <random>
-#include <unordered_map>
 
 #include "absl/strings/str_cat.h"
 #include "cc/format/checkpoint_index.h"
@@ -15,7 +13,6 @@
 #include "cc/io/checkpoint_paths.h"
 #include "cc/io/index_file.h"
 #include "cc/io/parallel.h"
-#include "tensorflow/core/data/serialization_utils.h"
 #include "tensorflow/core/platform/env.h"
 #include "tensorflow/core/platform/file_system.h"
 
@@ -32,7 +29,6 @@ namespace {
 
 using tensorflow::Env;
 using tensorflow::Tensor;
-using tensorflow::VariantTensorData;
 using tensorflow::WritableFile;
 
 // Segments smaller than this are gathered into a staging buffer so that a
@@ -47,17 +43,9 @@ uint64_t NewNonce() {
   return ((static_cast<uint64_t>(device()) << 32) ^ device()) ^ (time * 0x9E3779B97F4A7C15ull);
 }
 
-// CRC of the bytes of one tensor that one shard holds.
-struct TensorPart {
-  size_t piece;
-  uint32_t crc;
-  uint64_t length;
-};
-
 struct ShardResult {
   absl::Status status;
   uint32_t crc = 0;
-  std::vector<TensorPart> parts;
 };
 
 class ShardFileWriter {
@@ -125,78 +113,134 @@ absl::Status WriteSegment(const TensorPayload& payload, uint64_t offset,
   return absl::OkStatus();
 }
 
+// The values of a CapturedState as one sequence of pieces (one per value, in
+// entry order), the byte stream they make, and where each one's bytes are.
+// Per piece only its end offset is stored (and later its CRC): a buffer of
+// many small elements must not cost a record per piece while it is written.
+class PieceStream {
+ public:
+  explicit PieceStream(const CapturedState& state) : state_(state) {}
+
+  absl::Status Build() {
+    const auto& entries = state_.entries();
+    first_piece_.reserve(entries.size() + 1);
+    uint64_t pos = 0;
+    for (const CapturedEntry& entry : entries) {
+      first_piece_.push_back(piece_end_.size());
+      for (const CapturedValue& value : entry.values) {
+        if (value.inline_scalar) {
+          pos += sizeof(int64_t);
+        } else if (EncodingFor(value.tensor.dtype()) == TensorEncoding::kRaw) {
+          pos += value.tensor.tensor_data().size();
+        } else {
+          auto payload = std::make_unique<TensorPayload>();
+          if (absl::Status s = EncodeTensor(value.tensor, payload.get()); !s.ok()) return s;
+          pos += payload->size;
+          payloads_.emplace_back(piece_end_.size(), std::move(payload));
+        }
+        piece_end_.push_back(pos);
+      }
+    }
+    first_piece_.push_back(piece_end_.size());
+    return absl::OkStatus();
+  }
+
+  size_t num_pieces() const { return piece_end_.size(); }
+  uint64_t total_bytes() const { return piece_end_.empty() ? 0 : piece_end_.back(); }
+  uint64_t start(size_t p) const { return p == 0 ? 0 : piece_end_[p - 1]; }
+  uint64_t end(size_t p) const { return piece_end_[p]; }
+
+  // Walks the pieces in order from the first one that ends after `pos`.
+  class Cursor {
+   public:
+    Cursor(const PieceStream& stream, uint64_t pos) : stream_(stream) {
+      const auto& ends = stream.piece_end_;
+      piece_ = std::upper_bound(ends.begin(), ends.end(), pos) - ends.begin();
+      if (piece_ == ends.size()) return;
+      const auto& firsts = stream.first_piece_;
+      entry_ = std::upper_bound(firsts.begin(), firsts.end(), piece_) - firsts.begin() - 1;
+      value_ = piece_ - firsts[entry_];
+    }
+    bool done() const { return piece_ == stream_.piece_end_.size(); }
+    size_t piece() const { return piece_; }
+    const CapturedValue& value() const {
+      return stream_.state_.entries()[entry_].values[value_];
+    }
+    void Next() {
+      ++piece_;
+      ++value_;
+      const auto& entries = stream_.state_.entries();
+      while (entry_ < entries.size() && value_ == entries[entry_].values.size()) {
+        ++entry_;
+        value_ = 0;
+      }
+    }
+
+   private:
+    const PieceStream& stream_;
+    size_t piece_ = 0;
+    size_t entry_ = 0;
+    size_t value_ = 0;
+  };
+
+  // Writes bytes [from, from + length) of the piece under `cursor`.
+  absl::Status Write(const Cursor& cursor, uint64_t from, uint64_t length,
+                     ShardFileWriter* writer, uint32_t* crc) const {
+    const CapturedValue& value = cursor.value();
+    if (value.inline_scalar) {
+      const absl::string_view bytes(reinterpret_cast<const char*>(&value.scalar),
+                                    sizeof(int64_t));
+      return writer->Write(bytes.substr(from, length), crc);
+    }
+    if (EncodingFor(value.tensor.dtype()) == TensorEncoding::kRaw) {
+      return writer->Write(value.tensor.tensor_data().substr(from, length), crc);
+    }
+    auto it = std::lower_bound(
+        payloads_.begin(), payloads_.end(), cursor.piece(),
+        [](const auto& entry, size_t piece) { return entry.first < piece; });
+    return WriteSegment(*it->second, from, length, writer, crc);
+  }
+
+  const std::vector<size_t>& first_piece() const { return first_piece_; }
+  TensorEncoding encoding(size_t p, const CapturedValue& value) const {
+    if (value.inline_scalar) return TensorEncoding::kRaw;
+    return EncodingFor(value.tensor.dtype());
+  }
+
+ private:
+  const CapturedState& state_;
+  std::vector<size_t> first_piece_;  // Per entry, plus the total.
+  std::vector<uint64_t> piece_end_;
+  // Pieces that are not a tensor's own buffer, by piece.
+  std::vector<std::pair<size_t, std::unique_ptr<TensorPayload>>> payloads_;
+};
+
+// The CRC of a part of a piece that lies in one shard.
+struct PartialCrc {
+  size_t piece;
+  uint32_t crc;
+  uint64_t length;
+};
+
 void DeleteQuietly(Env* env, const std::string& path) {
   env->DeleteFile(path).IgnoreError();
 }
 
 }  // namespace
 
-absl::Status CapturedState::Capture(const Tensor& state, CapturedState* out) {
-  if (state.dtype() != tensorflow::DT_VARIANT || state.dims() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "state must be the 1-D variant tensor that SerializeIterator returns, got a ",
-        tensorflow::DataTypeString(state.dtype()), " tensor of shape ",
-        state.shape().DebugString()));
-  }
-  out->state_ = state;
-  out->entries_.clear();
-  const auto variants = state.vec<tensorflow::Variant>();
-  out->entries_.reserve(variants.size());
-  for (int64_t i = 0; i < variants.size(); ++i) {
-    const auto* entry = variants(i).get<tensorflow::data::IteratorStateVariant>();
-    if (entry == nullptr || entry->GetData() == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "state element ", i, " is not an iterator state (it holds '",
-          variants(i).TypeName(), "')"));
-    }
-    out->entries_.push_back(entry->GetData());
-  }
-  return absl::OkStatus();
-}
-
 absl::Status WriteCheckpoint(const CapturedState& state, const std::string& prefix,
                              const WriteOptions& options) {
   if (prefix.empty()) return absl::InvalidArgumentError("prefix must not be empty");
   Env* env = Env::Default();
-  const std::vector<const VariantTensorData*>& entries = state.entries();
 
   CheckpointIndex index;
   index.tf_version = TFDC_TF_VERSION;
   index.library_version = TFDC_LIBRARY_VERSION;
   index.nonce = NewNonce();
   index.created_unix_micros = static_cast<int64_t>(env->NowMicros());
-  std::deque<TensorPayload> payloads;  // Never moves its elements.
-  std::vector<uint64_t> piece_sizes;
-  std::vector<TensorRecord*> piece_records;
-  std::unordered_map<std::string, uint32_t> type_name_ids;
-  index.entries.resize(entries.size());
-  for (size_t e = 0; e < entries.size(); ++e) {
-    const VariantTensorData& data = *entries[e];
-    auto [it, inserted] = type_name_ids.emplace(data.type_name(), index.type_names.size());
-    if (inserted) index.type_names.push_back(data.type_name());
-    EntryRecord& entry = index.entries[e];
-    entry.type_name_id = it->second;
-    entry.metadata = data.metadata_string();
-    entry.tensors.resize(data.tensors_size());
-  }
-  // Records are addressed through pointers below, so `index.entries` must not
-  // reallocate from here on.
-  for (size_t e = 0; e < entries.size(); ++e) {
-    const VariantTensorData& data = *entries[e];
-    for (int t = 0; t < data.tensors_size(); ++t) {
-      const Tensor& tensor = data.tensors(t);
-      TensorRecord& record = index.entries[e].tensors[t];
-      record.dtype = static_cast<uint32_t>(tensor.dtype());
-      for (int d = 0; d < tensor.dims(); ++d) record.shape.push_back(tensor.dim_size(d));
-      payloads.emplace_back();
-      if (absl::Status s = EncodeTensor(tensor, &payloads.back()); !s.ok()) return s;
-      record.encoding = payloads.back().encoding;
-      record.length = payloads.back().size;
-      piece_sizes.push_back(record.length);
-      piece_records.push_back(&record);
-      index.total_bytes += record.length;
-    }
-  }
+  PieceStream stream(state);
+  if (absl::Status s = stream.Build(); !s.ok()) return s;
+  index.total_bytes = stream.total_bytes();
 
   const int64_t num_shards = options.num_shards > 0
                                  ? options.num_shards
@@ -205,7 +249,6 @@ absl::Status WriteCheckpoint(const CapturedState& state, const std::string& pref
   if (absl::Status s = PlanShards(index.total_bytes, num_shards, &bounds); !s.ok()) {
     return s;
   }
-  const std::vector<std::vector<Segment>> segments = SegmentsByRange(piece_sizes, bounds);
 
   const std::string directory = PrefixDirectory(prefix);
   if (!directory.empty()) {
@@ -223,7 +266,11 @@ absl::Status WriteCheckpoint(const CapturedState& state, const std::string& pref
     shard_paths[s] = ShardPath(prefix, index.shards[s].name);
   }
 
+  // Each shard's thread sets the CRC of the pieces that lie wholly in it;
+  // the parts of pieces that cross shards are combined afterwards.
+  std::vector<uint32_t> piece_crcs(stream.num_pieces(), 0);
   std::vector<ShardResult> results(num_shards);
+  std::vector<std::vector<PartialCrc>> partials(num_shards);
   RunInParallel(num_shards, [&](size_t s) {
     ShardResult& result = results[s];
     std::unique_ptr<WritableFile> file;
@@ -232,14 +279,25 @@ absl::Status WriteCheckpoint(const CapturedState& state, const std::string& pref
     if (!result.status.ok()) return;
     ShardFileWriter writer(std::move(file), shard_paths[s]);
     uint32_t shard_crc = 0;
-    result.parts.reserve(segments[s].size());
-    for (const Segment& seg : segments[s]) {
-      uint32_t part = 0;
-      result.status =
-          WriteSegment(payloads[seg.piece], seg.piece_offset, seg.length, &writer, &part);
-      if (!result.status.ok()) return;
-      shard_crc = Crc32cConcat(shard_crc, part, seg.length);
-      result.parts.push_back({seg.piece, part, seg.length});
+    const uint64_t begin = bounds[s], end = bounds[s + 1];
+    if (begin < end) {
+      for (PieceStream::Cursor cursor(stream, begin); !cursor.done(); cursor.Next()) {
+        const size_t p = cursor.piece();
+        const uint64_t piece_start = stream.start(p), piece_end = stream.end(p);
+        if (piece_start >= end) break;
+        if (piece_end == piece_start) continue;
+        const uint64_t from = std::max(begin, piece_start);
+        const uint64_t length = std::min(end, piece_end) - from;
+        uint32_t crc = 0;
+        result.status = stream.Write(cursor, from - piece_start, length, &writer, &crc);
+        if (!result.status.ok()) return;
+        shard_crc = Crc32cConcat(shard_crc, crc, length);
+        if (length == piece_end - piece_start) {
+          piece_crcs[p] = crc;
+        } else {
+          partials[s].push_back({p, crc, length});
+        }
+      }
     }
     result.status = writer.Finish(options.fsync);
     result.crc = shard_crc;
@@ -253,27 +311,51 @@ absl::Status WriteCheckpoint(const CapturedState& state, const std::string& pref
       return result.status;
     }
   }
-
-  // Each tensor's CRC is the concatenation of its parts, in shard order; a
-  // tensor lives in the shard of its first part.
-  std::vector<uint32_t> piece_crcs(payloads.size(), 0);
-  std::vector<bool> placed(payloads.size(), false);
+  // A piece's CRC is the concatenation of its parts, in shard order.
   for (int64_t s = 0; s < num_shards; ++s) {
     index.shards[s].crc32c = results[s].crc;
-    for (const TensorPart& part : results[s].parts) {
+    for (const PartialCrc& part : partials[s]) {
       piece_crcs[part.piece] = Crc32cConcat(piece_crcs[part.piece], part.crc, part.length);
-      if (!placed[part.piece]) {
-        placed[part.piece] = true;
-        piece_records[part.piece]->shard = static_cast<uint32_t>(s);
-      }
     }
   }
-  uint64_t pos = 0;
-  for (size_t p = 0; p < payloads.size(); ++p) {
-    TensorRecord* record = piece_records[p];
-    record->offset = pos - bounds[record->shard];
-    record->crc32c = piece_crcs[p];
-    pos += piece_sizes[p];
+
+  // The entries go straight into their encoded form: no record per tensor.
+  const auto& entries = state.entries();
+  size_t metadata_bytes = 0;
+  for (const CapturedEntry& entry : entries) metadata_bytes += entry.metadata.size();
+  index.encoded_entries.reserve(metadata_bytes + 12 * entries.size() +
+                                40 * stream.num_pieces() + 4096);
+  EntriesEncoder encoder(state.type_names(), entries.size(), &index.encoded_entries);
+  size_t p = 0;
+  size_t shard = 0;
+  int64_t dims[kMaxRank];
+  for (const CapturedEntry& entry : entries) {
+    encoder.Entry(entry.type_name_id, entry.metadata,
+                  static_cast<uint32_t>(entry.values.size()));
+    for (const CapturedValue& value : entry.values) {
+      const uint64_t start = stream.start(p);
+      // A piece belongs to the first shard that ends after its start (an
+      // empty piece at the very end to the last shard).
+      while (shard + 1 < static_cast<size_t>(num_shards) && bounds[shard + 1] <= start) {
+        ++shard;
+      }
+      uint32_t dtype = tensorflow::DT_INT64;
+      int rank = 0;
+      if (!value.inline_scalar) {
+        dtype = static_cast<uint32_t>(value.tensor.dtype());
+        rank = value.tensor.dims();
+        if (rank > kMaxRank) {
+          remove_shards();
+          return absl::InvalidArgumentError(
+              absl::StrCat("a tensor of rank ", rank, " cannot be saved"));
+        }
+        for (int d = 0; d < rank; ++d) dims[d] = value.tensor.dim_size(d);
+      }
+      encoder.Tensor(dtype, stream.encoding(p, value), dims, rank,
+                     static_cast<uint32_t>(shard), start - bounds[shard],
+                     stream.end(p) - start, piece_crcs[p]);
+      ++p;
+    }
   }
 
   bool renamed = false;

@@ -8,27 +8,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "tensorflow/core/framework/tensor.h"
-#include "tensorflow/core/framework/variant_tensor_data.h"
+#include "cc/state/captured_state.h"
 
 namespace tfdata_checkpoint {
-
-// The iterator state as SerializeIterator produced it. Holding the tensor
-// keeps every buffered element alive by reference count; nothing is copied.
-class CapturedState {
- public:
-  // Fails with InvalidArgument unless `state` is a 1-D variant tensor of
-  // iterator-state entries.
-  static absl::Status Capture(const tensorflow::Tensor& state, CapturedState* out);
-
-  const std::vector<const tensorflow::VariantTensorData*>& entries() const {
-    return entries_;
-  }
-
- private:
-  tensorflow::Tensor state_;
-  std::vector<const tensorflow::VariantTensorData*> entries_;
-};
 
 struct WriteOptions {
   int64_t num_shards = 0;  // 0: automatic.

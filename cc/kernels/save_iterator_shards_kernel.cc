@@ -32,7 +32,7 @@ class SaveIteratorShardsOp : public OpKernel {
     std::string prefix;
     OP_REQUIRES_OK(ctx, ScalarStringInput(ctx, 1, "prefix", /*allow_empty=*/false, &prefix));
     auto captured = std::make_shared<CapturedState>();
-    OP_REQUIRES_OK(ctx, CapturedState::Capture(ctx->input(0), captured.get()));
+    OP_REQUIRES_OK(ctx, CapturedState::FromVariantTensor(ctx->input(0), captured.get()));
     if (asynchronous_) {
       const WriteOptions options = options_;
       OP_REQUIRES_OK(ctx, BackgroundSaves::Global()->Start(

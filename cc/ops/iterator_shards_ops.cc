@@ -37,6 +37,59 @@ asynchronous: return once the state is captured; the files are written in the
   directory) waits for it and raises its error.
 )doc");
 
+REGISTER_OP("SaveIterator")
+    .Input("iterator: resource")
+    .Input("prefix: string")
+    .Output("saved_prefix: string")
+    .Attr("external_state_policy: int = 2")
+    .Attr("num_shards: int = 0")
+    .Attr("fsync: bool = true")
+    .Attr("asynchronous: bool = false")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle unused;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 0, &unused));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 0, &unused));
+      c->set_output(0, c->Scalar());
+      return absl::OkStatus();
+    })
+    .Doc(R"doc(
+Saves the state of a tf.data iterator as a sharded checkpoint.
+
+Calls the iterator's own Save with a writer that keeps every buffered tensor
+by reference (no SerializeIterator, no copy), then writes the files like
+SaveIteratorShards.
+
+iterator: the iterator resource.
+prefix: the checkpoint prefix; files are "<prefix>.index" and
+  "<prefix>.data-*". The checkpoint exists once "<prefix>.index" does.
+saved_prefix: `prefix`, once committed (or, if asynchronous, once captured).
+external_state_policy: 0 warn, 1 ignore, 2 fail (as SerializeIterator).
+num_shards: number of shard files; 0 chooses from the size and the cores.
+fsync: sync shards, index and directory before the save counts as done.
+asynchronous: return once the state is captured; the files are written in the
+  background. WaitForIteratorShards (or the next save into the same
+  directory) waits for it and raises its error.
+)doc");
+
+REGISTER_OP("RestoreIterator")
+    .Input("iterator: resource")
+    .Input("prefix: string")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle unused;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 0, &unused));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 0, &unused));
+      return absl::OkStatus();
+    })
+    .Doc(R"doc(
+Restores a tf.data iterator from a checkpoint written by SaveIterator or
+SaveIteratorShards, verifying every checksum before the iterator is touched.
+
+Calls the iterator's own Restore with a reader over the tensors the shards
+were read into (no DeserializeIterator, no variant per entry).
+)doc");
+
 REGISTER_OP("WaitForIteratorShards")
     .Input("directory: string")
     .Output("committed: string")

@@ -54,6 +54,24 @@ TFDC_TEST(RoundTrip) {
   CHECK_EQ_VAL(out.shards[1].crc32c, uint32_t{22});
 }
 
+TFDC_TEST(PreEncodedEntriesGiveTheSameBytes) {
+  const CheckpointIndex records = SampleIndex();
+  CheckpointIndex encoded = records;
+  encoded.type_names.clear();
+  encoded.entries.clear();
+  EntriesEncoder encoder(records.type_names, records.entries.size(),
+                         &encoded.encoded_entries);
+  for (const EntryRecord& entry : records.entries) {
+    encoder.Entry(entry.type_name_id, entry.metadata,
+                  static_cast<uint32_t>(entry.tensors.size()));
+    for (const TensorRecord& t : entry.tensors) {
+      encoder.Tensor(t.dtype, t.encoding, t.shape.data(), static_cast<int>(t.shape.size()),
+                     t.shard, t.offset, t.length, t.crc32c);
+    }
+  }
+  CHECK_TRUE(EncodeIndex(encoded) == EncodeIndex(records));
+}
+
 TFDC_TEST(EveryFlippedByteIsDetected) {
   const std::string bytes = EncodeIndex(SampleIndex());
   for (size_t i = 0; i < bytes.size(); ++i) {

@@ -19,10 +19,15 @@ TFDC_TEST(MatchesAbslForEverySizeAndAlignment) {
   std::mt19937_64 rng(3);
   std::string data(70000, '\0');
   for (char& c : data) c = static_cast<char>(rng());
-  for (size_t n : {0, 1, 7, 8, 9, 63, 4096, 12287, 12288, 12289, 40000, 69990}) {
+  std::string copy(data.size(), '\0');
+  for (size_t n : {0, 1, 7, 8, 9, 63, 2047, 2048, 2049, 2055, 4096, 4100, 12287, 12288, 12289,
+                   40000, 69990}) {
     for (size_t offset = 0; offset < 8; ++offset) {
       const absl::string_view piece(data.data() + offset, n);
       CHECK_EQ_VAL(Crc32cExtend(0x1234567, piece), Reference(0x1234567, piece));
+      // Copying while checksumming, to an unaligned destination.
+      CHECK_EQ_VAL(Crc32cCopy(copy.data() + 3, piece, 0x1234567), Reference(0x1234567, piece));
+      CHECK_TRUE(absl::string_view(copy.data() + 3, n) == piece);
     }
   }
 }

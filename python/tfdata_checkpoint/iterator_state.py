@@ -6,7 +6,6 @@ import os
 from typing import Any, Union
 
 import tensorflow as tf
-from tensorflow.python.ops import gen_dataset_ops
 
 from tfdata_checkpoint import ops
 
@@ -82,9 +81,9 @@ def save_iterator(
 ) -> Any:
     """Saves the state of `iterator` as the checkpoint `prefix`.
 
-    The state (shuffle and prefetch buffers included) is captured without a
-    copy and written as `num_shards` files in parallel, then committed by
-    renaming `<prefix>.index` into place: a checkpoint exists exactly when its
+    The state (shuffle and prefetch buffers included) is captured through the
+    iterator's own Save, without `serialize_iterator` and without a copy, and
+    written as `num_shards` files in parallel, then committed by renaming `<prefix>.index` into place: a checkpoint exists exactly when its
     index does, and a failed save leaves the previous one at `prefix` intact.
 
     Args:
@@ -106,9 +105,9 @@ def save_iterator(
     shards = check_num_shards(num_shards)
     prefix = _check_prefix(prefix)
     resource = iterator_resource(iterator)
-    state = gen_dataset_ops.serialize_iterator(resource, external_state_policy=policy)
-    saved = ops.save_iterator_shards(
-        state, prefix, num_shards=shards, fsync=bool(fsync), asynchronous=bool(asynchronous)
+    saved = ops.save_iterator(
+        resource, prefix, external_state_policy=policy, num_shards=shards,
+        fsync=bool(fsync), asynchronous=bool(asynchronous),
     )
     return _maybe_numpy(saved)
 
@@ -125,8 +124,7 @@ def restore_iterator(iterator: Any, prefix: PathLike) -> Any:
     """
     prefix = _check_prefix(prefix)
     resource = iterator_resource(iterator)
-    state = ops.restore_iterator_shards(prefix)
-    return gen_dataset_ops.deserialize_iterator(resource, state)
+    return ops.restore_iterator(resource, prefix)
 
 
 def wait_for_pending_saves(directory: PathLike | None = None) -> Any:

@@ -40,6 +40,47 @@ def save_iterator_shards(
     )
 
 
+def save_iterator(
+    iterator_resource: Any,
+    prefix: Any,
+    *,
+    external_state_policy: int = 2,
+    num_shards: int = 0,
+    fsync: bool = True,
+    asynchronous: bool = False,
+    name: str | None = None,
+) -> Any:
+    """Saves an iterator through its own Save, without `serialize_iterator`.
+
+    Every buffered tensor is kept by reference while the files are written.
+
+    Args:
+      iterator_resource: the iterator's resource tensor.
+      prefix: scalar string; the checkpoint is `<prefix>.index` plus shards.
+      external_state_policy: 0 warn, 1 ignore, 2 fail.
+      num_shards: shard files to write; 0 picks a count from size and cores.
+      fsync: make shards, index and directory durable before the save counts.
+      asynchronous: return once the state is captured and write in the
+        background; `wait_for_iterator_shards` reports the result.
+      name: op name.
+
+    Returns:
+      A scalar string tensor: the prefix.
+    """
+    return _ops.save_iterator(
+        iterator_resource, prefix, external_state_policy=external_state_policy,
+        num_shards=num_shards, fsync=fsync, asynchronous=asynchronous, name=name,
+    )
+
+
+def restore_iterator(iterator_resource: Any, prefix: Any, name: str | None = None) -> Any:
+    """Restores an iterator through its own Restore, without `deserialize_iterator`.
+
+    Reads and verifies the whole checkpoint before the iterator is touched.
+    """
+    return _ops.restore_iterator(iterator_resource, prefix, name=name)
+
+
 def wait_for_iterator_shards(directory: Any = "", name: str | None = None) -> Any:
     """Waits for background saves into `directory` ("" for all of them).
 
