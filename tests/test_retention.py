@@ -161,6 +161,21 @@ def test_leftovers_of_writes_that_never_committed_are_removed_by_the_next_commit
     assert r.committed_steps() == [1, 5]
 
 
+def test_leftovers_are_removed_when_the_commit_is_recorded_inside_a_graph(tmp_path, iterator):
+    # A hook records its commits while its graph is the default one: reading
+    # the committed index to find orphan shards must still run eagerly.
+    r = make(tmp_path)
+    save(r, iterator, 1)
+    orphan = r.prefix(1) + ".data-0123456789abcdef-00000-of-00001"
+    open(orphan, "w").close()
+    save(r, iterator, 2, record=False)
+    with tf.Graph().as_default():
+        r.record(2)
+    assert not os.path.exists(orphan)
+    assert len(files_of(tmp_path, 1)) == 3  # index + its own 2 shards
+    assert r.committed_steps() == [1, 2]
+
+
 def test_multi_part_commits_only_when_every_part_has(tmp_path, iterator):
     r = make(tmp_path, num_parts=2)
     save(r, iterator, 1)

@@ -3,17 +3,22 @@
 A checkpoint of several iterators (the hook's parts) is read completely before
 any iterator is touched: if one part is damaged, no iterator has been
 restored, so the caller can fall back to an older checkpoint (or start over)
-with all iterators in one consistent state.
+with all iterators in one consistent state. One iterator (the common case) is
+restored by `RestoreIterator`, which reads and checks every byte before it
+calls the iterator's own Restore; several by reading every part first
+(`RestoreIteratorShards`), then `DeserializeIterator` on each.
 
 Failures are of two kinds, which the fallback policy must not confuse:
-- the checkpoint's own files are damaged or missing: the read op
-  (`RestoreIteratorShards`) fails with `DataLossError` / `NotFoundError`.
-  These are raised as `CheckpointDamaged`, keeping the original error;
+- the checkpoint's own files are damaged or missing: reading fails with
+  `DataLossError` / `NotFoundError`. These are raised as `CheckpointDamaged`,
+  keeping the original error;
 - the files are good but do not fit the pipeline (restoring into a
-  structurally different dataset): `DeserializeIterator` fails, with
+  structurally different dataset): the iterator's Restore fails, with
   `NotFoundError` or `InvalidArgumentError`. These are raised as they are:
   an older checkpoint would not fit either, and starting over would hide a
-  misconfiguration.
+  misconfiguration. `RestoreIterator` does both in one op, so a
+  `NotFoundError` of it counts as damage only when verifying the checkpoint
+  fails too.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ import tensorflow as tf
 from tensorflow.python.ops import gen_dataset_ops
 
 from tfdata_checkpoint import ops
-from tfdata_checkpoint.iterator_state import iterator_resource
+from tfdata_checkpoint.iterator_state import describe_checkpoint, iterator_resource
 
-# The type of the op that reads a checkpoint's files.
+# Reads a checkpoint's files only.
 READ_OP_TYPE = "RestoreIteratorShards"
+# Reads and checks a checkpoint's files, then restores the iterator.
+READ_AND_RESTORE_OP_TYPE = "RestoreIterator"
 
 
 class CheckpointDamaged(Exception):
@@ -53,6 +60,14 @@ def restore_eagerly(iterators: Sequence[Any], prefixes: Sequence[str]) -> None:
         was touched.
       tf.errors.OpError: the state does not fit an iterator.
     """
+    if len(iterators) == 1:
+        (prefix,) = prefixes
+        try:
+            ops.restore_iterator(iterator_resource(iterators[0]), prefix)
+        except (tf.errors.DataLossError, tf.errors.NotFoundError) as error:
+            _raise_if_damaged(error, prefix)
+            raise
+        return
     states = []
     for prefix in prefixes:
         try:
@@ -74,9 +89,12 @@ def build_graph_restore(iterators: Sequence[Any], prefixes: Sequence[Any]) -> tf
     """
     resources = [iterator_resource(iterator) for iterator in iterators]
     graph = tf.compat.v1.get_default_graph()
-    states = []
     # Each part is read on its iterator's own task in a distributed session:
     # the state (a variant) cannot be sent to another process.
+    if len(resources) == 1:
+        with graph.colocate_with(resources[0]):
+            return ops.restore_iterator(resources[0], prefixes[0])
+    states = []
     for resource, prefix in zip(resources, prefixes):
         with graph.colocate_with(resource), tf.control_dependencies(resources):
             states.append(ops.restore_iterator_shards(prefix))
@@ -97,4 +115,23 @@ def run_graph_restore(session: Any, restore_op: tf.Operation, feed_dict: dict, p
             op is None and isinstance(error, tf.errors.DataLossError)
         ):
             raise CheckpointDamaged(prefix, error) from error
+        if op is not None and op.type == READ_AND_RESTORE_OP_TYPE:
+            _raise_if_damaged(error, prefix)
         raise
+
+
+def _raise_if_damaged(error: tf.errors.OpError, prefix: str) -> None:
+    """`CheckpointDamaged` if `RestoreIterator`'s `error` comes from its files.
+
+    Checksums are checked before the iterator's Restore runs, so a
+    `DataLossError` is damage. A `NotFoundError` is a missing file, or a key
+    the pipeline asks for and the state does not hold (a different pipeline):
+    the files are verified to tell which.
+    """
+    if isinstance(error, tf.errors.DataLossError):
+        raise CheckpointDamaged(prefix, error) from error
+    try:
+        describe_checkpoint(prefix, verify=True)
+    except (tf.errors.DataLossError, tf.errors.NotFoundError) as damage:
+        # The verify error names the damaged or missing file.
+        raise CheckpointDamaged(prefix, damage) from error

@@ -49,9 +49,9 @@ def _step(prefix: str) -> int | None:
 
 
 def _describe(prefix: str, verify: bool) -> dict[str, Any]:
-    from tfdata_checkpoint import ops
+    from tfdata_checkpoint.iterator_state import describe_checkpoint
 
-    return json.loads(ops.describe_iterator_shards(prefix, verify=verify).numpy())
+    return describe_checkpoint(prefix, verify=verify)
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:

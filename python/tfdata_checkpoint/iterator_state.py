@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Union
 
 import tensorflow as tf
+from tensorflow.python.eager import context
 
 from tfdata_checkpoint import ops
 
@@ -83,8 +85,9 @@ def save_iterator(
 
     The state (shuffle and prefetch buffers included) is captured through the
     iterator's own Save, without `serialize_iterator` and without a copy, and
-    written as `num_shards` files in parallel, then committed by renaming `<prefix>.index` into place: a checkpoint exists exactly when its
-    index does, and a failed save leaves the previous one at `prefix` intact.
+    written as `num_shards` files in parallel, then committed by renaming
+    `<prefix>.index` into place: a checkpoint exists exactly when its index
+    does, and a failed save leaves the previous one at `prefix` intact.
 
     Args:
       iterator: `iter(dataset)` in eager mode, or a `tf.compat.v1` iterator.
@@ -135,3 +138,18 @@ def wait_for_pending_saves(directory: PathLike | None = None) -> Any:
     """
     directory = "" if directory is None else os.fspath(directory)
     return _maybe_numpy(ops.wait_for_iterator_shards(directory))
+
+
+def describe_checkpoint(prefix: PathLike, *, verify: bool = False) -> dict[str, Any]:
+    """The description of the checkpoint `prefix` (`DescribeIteratorShards`) as a dict.
+
+    Runs eagerly whatever the calling context, also while a graph is being
+    built or a hook runs inside a session.
+
+    Raises:
+      tf.errors.OpError: the index is missing or damaged; with `verify`, also
+        a damaged or missing shard (naming the file).
+    """
+    with context.eager_mode():
+        description = ops.describe_iterator_shards(os.fspath(prefix), verify=bool(verify))
+        return json.loads(description.numpy())

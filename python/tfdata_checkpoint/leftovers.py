@@ -22,14 +22,14 @@ writing under the same basename; both together make every such file garbage.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
-from tfdata_checkpoint import ops, state_file
+from tfdata_checkpoint import state_file
+from tfdata_checkpoint.iterator_state import describe_checkpoint
 
 if TYPE_CHECKING:
     from tfdata_checkpoint.retention import CheckpointRetention
@@ -51,7 +51,7 @@ def _remove(path: str) -> None:
 def _referenced_shards(prefix: str) -> set[str] | None:
     """Shard names the index of `prefix` references, or None if unreadable."""
     try:
-        description = json.loads(ops.describe_iterator_shards(prefix).numpy())
+        description = describe_checkpoint(prefix)
     except tf.errors.OpError:
         return None  # Damaged: leave it as it is, for whoever investigates.
     return {shard["name"] for shard in description["shards"]}
