@@ -3,14 +3,12 @@
 // sharded files, now or in the background.
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "cc/format/shard_plan.h"
-#include "cc/io/background_saves.h"
-#include "cc/io/checkpoint_paths.h"
-#include "cc/io/checkpoint_writer.h"
 #include "cc/kernels/iterator_resource.h"
 #include "cc/kernels/prefix_input.h"
+#include "cc/kernels/save_kernel_common.h"
 #include "cc/state/state_writer.h"
 #include "tensorflow/core/framework/op_kernel.h"
 
@@ -31,13 +29,7 @@ class SaveIteratorOp : public OpKernel {
                     "external_state_policy must be 0 (warn), 1 (ignore) or 2 (fail), got ",
                     policy)));
     policy_ = static_cast<tensorflow::data::ExternalStatePolicy>(policy);
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("num_shards", &options_.num_shards));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("fsync", &options_.fsync));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("asynchronous", &asynchronous_));
-    OP_REQUIRES(ctx, options_.num_shards >= 0 && options_.num_shards <= kMaxShards,
-                absl::InvalidArgumentError(absl::StrCat(
-                    "num_shards must be 0 (automatic) or between 1 and ", kMaxShards,
-                    ", got ", options_.num_shards)));
+    OP_REQUIRES_OK(ctx, ReadSaveAttrs(ctx, &attrs_));
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -52,25 +44,12 @@ class SaveIteratorOp : public OpKernel {
       StateWriter writer(captured.get());
       OP_REQUIRES_OK(ctx, iterator->Save(ctx, policy_, &writer));
     }
-    if (asynchronous_) {
-      const WriteOptions options = options_;
-      OP_REQUIRES_OK(ctx, BackgroundSaves::Global()->Start(
-                              NormalizeDirectory(PrefixDirectory(prefix)), prefix,
-                              [captured, prefix, options] {
-                                return WriteCheckpoint(*captured, prefix, options);
-                              }));
-    } else {
-      OP_REQUIRES_OK(ctx, WriteCheckpoint(*captured, prefix, options_));
-    }
-    tensorflow::Tensor* out = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, tensorflow::TensorShape({}), &out));
-    out->scalar<tensorflow::tstring>()() = prefix;
+    WriteCapturedState(ctx, std::move(captured), prefix, attrs_);
   }
 
  private:
   tensorflow::data::ExternalStatePolicy policy_;
-  WriteOptions options_;
-  bool asynchronous_ = false;
+  SaveAttrs attrs_;
 };
 
 REGISTER_KERNEL_BUILDER(Name("SaveIterator").Device(tensorflow::DEVICE_CPU), SaveIteratorOp);

@@ -1,12 +1,11 @@
+// SaveIteratorShards: writes an iterator state given as a variant (what
+// SerializeIterator returns) as sharded files, now or in the background.
 #include <memory>
 #include <string>
+#include <utility>
 
-#include "absl/strings/str_cat.h"
-#include "cc/format/shard_plan.h"
-#include "cc/io/background_saves.h"
-#include "cc/io/checkpoint_paths.h"
-#include "cc/io/checkpoint_writer.h"
 #include "cc/kernels/prefix_input.h"
+#include "cc/kernels/save_kernel_common.h"
 #include "tensorflow/core/framework/op_kernel.h"
 
 namespace tfdata_checkpoint {
@@ -19,13 +18,7 @@ using tensorflow::OpKernelContext;
 class SaveIteratorShardsOp : public OpKernel {
  public:
   explicit SaveIteratorShardsOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("num_shards", &options_.num_shards));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("fsync", &options_.fsync));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("asynchronous", &asynchronous_));
-    OP_REQUIRES(ctx, options_.num_shards >= 0 && options_.num_shards <= kMaxShards,
-                absl::InvalidArgumentError(absl::StrCat(
-                    "num_shards must be 0 (automatic) or between 1 and ", kMaxShards,
-                    ", got ", options_.num_shards)));
+    OP_REQUIRES_OK(ctx, ReadSaveAttrs(ctx, &attrs_));
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -33,24 +26,11 @@ class SaveIteratorShardsOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ScalarStringInput(ctx, 1, "prefix", /*allow_empty=*/false, &prefix));
     auto captured = std::make_shared<CapturedState>();
     OP_REQUIRES_OK(ctx, CapturedState::FromVariantTensor(ctx->input(0), captured.get()));
-    if (asynchronous_) {
-      const WriteOptions options = options_;
-      OP_REQUIRES_OK(ctx, BackgroundSaves::Global()->Start(
-                              NormalizeDirectory(PrefixDirectory(prefix)), prefix,
-                              [captured, prefix, options] {
-                                return WriteCheckpoint(*captured, prefix, options);
-                              }));
-    } else {
-      OP_REQUIRES_OK(ctx, WriteCheckpoint(*captured, prefix, options_));
-    }
-    tensorflow::Tensor* out = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, tensorflow::TensorShape({}), &out));
-    out->scalar<tensorflow::tstring>()() = prefix;
+    WriteCapturedState(ctx, std::move(captured), prefix, attrs_);
   }
 
  private:
-  WriteOptions options_;
-  bool asynchronous_ = false;
+  SaveAttrs attrs_;
 };
 
 REGISTER_KERNEL_BUILDER(Name("SaveIteratorShards").Device(tensorflow::DEVICE_CPU),
