@@ -17,8 +17,9 @@ import pytest
 import tensorflow as tf
 import tfdata_checkpoint as tc
 from hook_sessions import shuffled_dataset, train
+from tfdata_checkpoint.file_paths import join_path
 from tfdata_checkpoint.index_format import IndexFormat, index_format
-from tfdata_checkpoint.retention import CheckpointRetention, join_path
+from tfdata_checkpoint.retention import CheckpointRetention
 from tfdata_checkpoint.tf_bundle_checkpoints import match_keys
 
 HAS_TF_HOOK = hasattr(tf.data.experimental, "CheckpointInputPipelineHook")

@@ -29,23 +29,13 @@ from typing import TYPE_CHECKING
 import tensorflow as tf
 
 from tfdata_checkpoint import state_file
+from tfdata_checkpoint.file_paths import join_path, remove_if_present
 from tfdata_checkpoint.iterator_state import describe_checkpoint
 
 if TYPE_CHECKING:
     from tfdata_checkpoint.retention import CheckpointRetention
 
 logger = logging.getLogger(__name__)
-
-
-def _join(directory: str, name: str) -> str:
-    return directory + name if directory.endswith("/") else f"{directory}/{name}"
-
-
-def _remove(path: str) -> None:
-    try:
-        tf.io.gfile.remove(path)
-    except tf.errors.NotFoundError:
-        pass
 
 
 def _referenced_shards(prefix: str) -> set[str] | None:
@@ -65,12 +55,7 @@ def sweep(retention: CheckpointRetention) -> list[str]:
     )
     removed: list[str] = []
     uncommitted: set[int] = set()
-    for part in range(retention.num_parts):
-        directory = retention.part_directory(part)
-        try:
-            names = tf.io.gfile.listdir(directory)
-        except tf.errors.NotFoundError:
-            continue
+    for part, directory, names in retention.part_listings():
         shards_by_step: dict[int, list[str]] = {}
         for name in names:
             match = pattern.fullmatch(name)
@@ -82,7 +67,7 @@ def sweep(retention: CheckpointRetention) -> list[str]:
             if not retention.is_committed(step):
                 uncommitted.add(step)
             elif match.group(2):  # a temporary index
-                removed.append(_join(directory, name))
+                removed.append(join_path(directory, name))
             else:
                 shards_by_step.setdefault(step, []).append(name)
         for step, shards in shards_by_step.items():
@@ -91,14 +76,14 @@ def sweep(retention: CheckpointRetention) -> list[str]:
                 continue  # Only the committed save's own shards.
             referenced = _referenced_shards(retention.part_prefix(step, part))
             if referenced is not None:
-                removed.extend(_join(directory, n) for n in shards if n not in referenced)
+                removed.extend(join_path(directory, n) for n in shards if n not in referenced)
     for step in sorted(uncommitted):
         for part in range(retention.num_parts):
             removed.append(retention.part_prefix(step, part) + ".*")
         retention.delete(step)
     for path in removed:
         if not path.endswith(".*"):
-            _remove(path)
+            remove_if_present(path)
     try:
         names = tf.io.gfile.listdir(retention.directory)
     except tf.errors.NotFoundError:
@@ -106,8 +91,8 @@ def sweep(retention: CheckpointRetention) -> list[str]:
     prefix = retention.latest_filename
     for name in names:
         if name.startswith(prefix) and state_file.TEMP_SUFFIX.fullmatch(name[len(prefix):]):
-            path = _join(retention.directory, name)
-            _remove(path)
+            path = join_path(retention.directory, name)
+            remove_if_present(path)
             removed.append(path)
     if removed:
         logger.info("Removed leftovers of unfinished saves: %s", ", ".join(removed))

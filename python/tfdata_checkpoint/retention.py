@@ -21,22 +21,17 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import tensorflow as tf
 from tensorflow.python.training.checkpoint_state_pb2 import CheckpointState
 
 from tfdata_checkpoint import leftovers, state_file
+from tfdata_checkpoint.file_paths import join_path, remove_if_present
 from tfdata_checkpoint.index_format import IndexFormat, index_format
 
 logger = logging.getLogger(__name__)
-
-
-def join_path(directory: str, name: str) -> str:
-    """`directory/name` for local paths and URIs (`ram://`, `gs://`) alike."""
-    if not directory:
-        return name
-    return directory + name if directory.endswith("/") else f"{directory}/{name}"
 
 
 class StepMatch(NamedTuple):
@@ -283,19 +278,24 @@ class CheckpointRetention:
         """
         self._known_ours.discard(step)
         for part in range(self._num_parts):
-            _remove_if_present(self.part_prefix(step, part) + ".index")
+            remove_if_present(self.part_prefix(step, part) + ".index")
+        for _, directory, names in self.part_listings():
+            for name in names:
+                # Matched by pattern, not a glob: basenames may hold glob
+                # characters. Also catches the temporary index of a killed write.
+                match = self._file_pattern.match(name)
+                if match and int(match.group(1)) == step:
+                    remove_if_present(join_path(directory, name))
+
+    def part_listings(self) -> Iterator[tuple[int, str, list[str]]]:
+        """(part, its directory, the names in it) for each part directory that exists."""
         for part in range(self._num_parts):
             directory = self.part_directory(part)
             try:
                 names = tf.io.gfile.listdir(directory)
             except tf.errors.NotFoundError:
                 continue
-            for name in names:
-                # Matched by pattern, not a glob: basenames may hold glob
-                # characters. Also catches the temporary index of a killed write.
-                match = self._file_pattern.match(name)
-                if match and int(match.group(1)) == step:
-                    _remove_if_present(join_path(directory, name))
+            yield part, directory, names
 
 
 def check_max_to_keep(max_to_keep: int | None) -> None:
@@ -304,10 +304,3 @@ def check_max_to_keep(max_to_keep: int | None) -> None:
         isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int) or max_to_keep < 0
     ):
         raise ValueError(f"max_to_keep must be a non-negative int or None, got {max_to_keep!r}")
-
-
-def _remove_if_present(path: str) -> None:
-    try:
-        tf.io.gfile.remove(path)
-    except tf.errors.NotFoundError:
-        pass

@@ -27,15 +27,13 @@ from google.protobuf import text_format
 from tensorflow.python.lib.io import file_io
 from tensorflow.python.training.checkpoint_state_pb2 import CheckpointState
 
+from tfdata_checkpoint.file_paths import join_path
+
 logger = logging.getLogger(__name__)
 
 _HEADER = re.compile(r"# tfdata-checkpoint crc32=([0-9a-f]{8})")
 # file_io.atomic_write_string_to_file writes "<name>.tmp<32 hex digits>" first.
 TEMP_SUFFIX = re.compile(r"\.tmp[0-9a-f]{32}")
-
-
-def _join(directory: str, name: str) -> str:
-    return directory + name if directory.endswith("/") else f"{directory}/{name}"
 
 
 def encode(state: CheckpointState) -> str:
@@ -86,7 +84,7 @@ def read(directory: str, latest_filename: str, *, strict: bool) -> CheckpointSta
         damaged; otherwise log a warning and return None, so that callers
         fall back to listing the directory.
     """
-    path = _join(directory, latest_filename)
+    path = join_path(directory, latest_filename)
     try:
         if not tf.io.gfile.exists(path):
             return None
@@ -107,4 +105,4 @@ def read(directory: str, latest_filename: str, *, strict: bool) -> CheckpointSta
 
 def write(directory: str, state: CheckpointState, latest_filename: str) -> None:
     """Replaces the state file atomically with `state`."""
-    file_io.atomic_write_string_to_file(_join(directory, latest_filename), encode(state))
+    file_io.atomic_write_string_to_file(join_path(directory, latest_filename), encode(state))

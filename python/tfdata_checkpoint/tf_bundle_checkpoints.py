@@ -31,8 +31,8 @@ from typing import Any, NamedTuple
 import tensorflow as tf
 from tensorflow.python.ops import gen_dataset_ops
 
+from tfdata_checkpoint.file_paths import join_path
 from tfdata_checkpoint.index_format import IndexFormat, index_format
-from tfdata_checkpoint.retention import join_path
 
 logger = logging.getLogger(__name__)
 
