@@ -1,4 +1,6 @@
 // Registration of the tfdata-checkpoint ops. Kernels live in cc/kernels/.
+#include <initializer_list>
+
 #include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -7,6 +9,21 @@ namespace tfdata_checkpoint {
 
 using tensorflow::shape_inference::InferenceContext;
 using tensorflow::shape_inference::ShapeHandle;
+
+namespace {
+
+// Checks that input i has rank ranks[i]: every op here takes a state,
+// iterator or path of fixed rank.
+absl::Status InputRanks(InferenceContext* c, std::initializer_list<int> ranks) {
+  ShapeHandle unused;
+  int i = 0;
+  for (int rank : ranks) {
+    TF_RETURN_IF_ERROR(c->WithRank(c->input(i++), rank, &unused));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 REGISTER_OP("SaveIteratorShards")
     .Input("state: variant")
@@ -17,9 +34,7 @@ REGISTER_OP("SaveIteratorShards")
     .Attr("asynchronous: bool = false")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle unused;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 1, &unused));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 0, &unused));
+      TF_RETURN_IF_ERROR(InputRanks(c, {1, 0}));
       c->set_output(0, c->Scalar());
       return absl::OkStatus();
     })
@@ -47,9 +62,7 @@ REGISTER_OP("SaveIterator")
     .Attr("asynchronous: bool = false")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle unused;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 0, &unused));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 0, &unused));
+      TF_RETURN_IF_ERROR(InputRanks(c, {0, 0}));
       c->set_output(0, c->Scalar());
       return absl::OkStatus();
     })
@@ -77,9 +90,7 @@ REGISTER_OP("RestoreIterator")
     .Input("prefix: string")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle unused;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 0, &unused));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 0, &unused));
+      TF_RETURN_IF_ERROR(InputRanks(c, {0, 0}));
       return absl::OkStatus();
     })
     .Doc(R"doc(
@@ -95,8 +106,7 @@ REGISTER_OP("WaitForIteratorShards")
     .Output("committed: string")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle unused;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 0, &unused));
+      TF_RETURN_IF_ERROR(InputRanks(c, {0}));
       c->set_output(0, c->Vector(InferenceContext::kUnknownDim));
       return absl::OkStatus();
     })
@@ -112,8 +122,7 @@ REGISTER_OP("RestoreIteratorShards")
     .Output("state: variant")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle unused;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 0, &unused));
+      TF_RETURN_IF_ERROR(InputRanks(c, {0}));
       c->set_output(0, c->Vector(InferenceContext::kUnknownDim));
       return absl::OkStatus();
     })
@@ -129,8 +138,7 @@ REGISTER_OP("DescribeIteratorShards")
     .Attr("verify: bool = false")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle unused;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 0, &unused));
+      TF_RETURN_IF_ERROR(InputRanks(c, {0}));
       c->set_output(0, c->Scalar());
       return absl::OkStatus();
     })
