@@ -18,6 +18,9 @@ constexpr size_t kMinShardBytes = 4 + 8 + 4;
 constexpr size_t kMinTypeNameBytes = 4;
 constexpr size_t kMinEntryBytes = 4 + 4 + 4;
 constexpr size_t kMinTensorBytes = 4 + 1 + 1 + 4 + 8 + 8 + 4;
+constexpr size_t kMinComponentBytes = 4 + 4;
+// The rank written for a component of unknown rank.
+constexpr int32_t kUnknownRank = -1;
 constexpr size_t kHeaderBytes = sizeof(kIndexMagic) + 4 + 4;
 constexpr size_t kCrcBytes = 4;
 
@@ -72,6 +75,56 @@ bool IsShardNameOf(absl::string_view name, uint64_t nonce, size_t shard, size_t 
   return name.size() > suffix.size() && absl::EndsWith(name, suffix) && IsUtf8(name);
 }
 
+void EncodeElementSpec(const std::optional<std::vector<ComponentSpec>>& spec, ByteWriter* w) {
+  w->U8(spec.has_value() ? 1 : 0);
+  if (!spec.has_value()) return;
+  w->U32(static_cast<uint32_t>(spec->size()));
+  for (const ComponentSpec& component : *spec) {
+    w->U32(component.dtype);
+    w->U32(static_cast<uint32_t>(component.unknown_rank
+                                     ? kUnknownRank
+                                     : static_cast<int32_t>(component.dims.size())));
+    if (component.unknown_rank) continue;
+    for (int64_t dim : component.dims) w->I64(dim);
+  }
+}
+
+// The element spec section (format 1.1): a flag, then the components.
+absl::Status DecodeElementSpec(ByteReader* r, absl::string_view filename,
+                               std::optional<std::vector<ComponentSpec>>* spec) {
+  uint8_t recorded = 0;
+  if (!r->U8(&recorded) || recorded > 1) {
+    return Damaged(filename, "bad element spec flag");
+  }
+  if (recorded == 0) return absl::OkStatus();
+  uint32_t num_components = 0;
+  if (!r->U32(&num_components) || num_components > r->remaining() / kMinComponentBytes) {
+    return Damaged(filename, "bad element spec component count");
+  }
+  std::vector<ComponentSpec> components(num_components);
+  for (ComponentSpec& component : components) {
+    uint32_t rank_bits = 0;
+    if (!r->U32(&component.dtype) || !r->U32(&rank_bits)) {
+      return Damaged(filename, "truncated element spec");
+    }
+    const int32_t rank = static_cast<int32_t>(rank_bits);
+    if (rank == kUnknownRank) {
+      component.unknown_rank = true;
+      continue;
+    }
+    if (rank < 0 || rank > kMaxRank) {
+      return Damaged(filename, absl::StrCat("bad element spec rank ", rank));
+    }
+    component.dims.resize(rank);
+    for (int64_t& dim : component.dims) {
+      if (!r->I64(&dim)) return Damaged(filename, "truncated element spec");
+      if (dim < -1) return Damaged(filename, "bad element spec dimension");
+    }
+  }
+  *spec = std::move(components);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string EncodeIndex(const CheckpointIndex& index) {
@@ -105,6 +158,8 @@ std::string EncodeIndex(const CheckpointIndex& index) {
       }
     }
   }
+  // Format 1.0 (which tests still write) has no element spec section.
+  if (index.minor_version >= 1) EncodeElementSpec(index.element_spec, &w);
   w.U32(Crc32c(out));
   return out;
 }
@@ -314,6 +369,11 @@ absl::Status Decode(absl::string_view data, absl::string_view filename, bool ent
   }
   if (next_global != index->total_bytes) {
     return Damaged(filename, "tensors do not cover the shards");
+  }
+  if (index->minor_version >= 1) {
+    if (absl::Status s = DecodeElementSpec(&r, filename, &index->element_spec); !s.ok()) {
+      return s;
+    }
   }
   // Newer minor versions may append fields that this reader does not know.
   if (r.remaining() != 0 && index->minor_version <= kFormatMinorVersion) {

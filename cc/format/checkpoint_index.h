@@ -4,6 +4,7 @@
 #define TFDATA_CHECKPOINT_CC_FORMAT_CHECKPOINT_INDEX_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,7 +16,8 @@ namespace tfdata_checkpoint {
 
 inline constexpr char kIndexMagic[8] = {'T', 'F', 'D', 'C', 'I', 'D', 'X', '\n'};
 inline constexpr uint32_t kFormatMajorVersion = 1;
-inline constexpr uint32_t kFormatMinorVersion = 0;
+// 1.1 added the element spec after the entries; 1.0 indexes have none.
+inline constexpr uint32_t kFormatMinorVersion = 1;
 // No real TensorShape has more dimensions (TF's own limit is 254).
 inline constexpr int kMaxRank = 254;
 
@@ -52,6 +54,13 @@ struct ShardRecord {
   uint32_t crc32c = 0;
 };
 
+// The dtype and shape of one component of the elements an iterator hands out.
+struct ComponentSpec {
+  uint32_t dtype = 0;  // tensorflow::DataType value.
+  bool unknown_rank = false;
+  absl::InlinedVector<int64_t, 4> dims;  // -1: unknown dimension.
+};
+
 struct CheckpointIndex {
   uint32_t major_version = kFormatMajorVersion;
   uint32_t minor_version = kFormatMinorVersion;
@@ -67,6 +76,10 @@ struct CheckpointIndex {
   // EntriesEncoder); `type_names` and `entries` are then empty. Lets a writer
   // of many small entries skip a record and a string per entry.
   std::string encoded_entries;
+  // What the saved iterator hands out, one spec per component. Unset when
+  // the writer did not know it (SaveIteratorShards takes a serialized state,
+  // which does not carry it) or the index is of format 1.0.
+  std::optional<std::vector<ComponentSpec>> element_spec;
 };
 
 // Encodes the type names and entries of an index, one field after the other,

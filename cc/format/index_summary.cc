@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 
 namespace tfdata_checkpoint {
 namespace {
@@ -25,6 +26,23 @@ std::string JsonString(absl::string_view s) {
   return out;
 }
 
+// null when unknown; else a list of {"dtype": <DataType value>, "shape":
+// null (unknown rank) or a list of dimensions, -1 where unknown}.
+std::string ElementSpecJson(const std::optional<std::vector<ComponentSpec>>& spec) {
+  if (!spec.has_value()) return "null";
+  std::string out = "[";
+  for (const ComponentSpec& component : *spec) {
+    if (out.size() > 1) out += ", ";
+    absl::StrAppend(&out, "{\"dtype\": ", component.dtype, ", \"shape\": ");
+    if (component.unknown_rank) {
+      out += "null}";
+    } else {
+      absl::StrAppend(&out, "[", absl::StrJoin(component.dims, ", "), "]}");
+    }
+  }
+  return out + "]";
+}
+
 }  // namespace
 
 std::string IndexSummaryJson(const CheckpointIndex& index) {
@@ -43,6 +61,7 @@ std::string IndexSummaryJson(const CheckpointIndex& index) {
       ", \"created_unix_micros\": ", index.created_unix_micros,
       ", \"total_bytes\": ", index.total_bytes,
       ", \"num_entries\": ", index.entries.size(), ", \"num_tensors\": ", num_tensors,
+      ", \"element_spec\": ", ElementSpecJson(index.element_spec),
       ", \"shards\": [", shards, "]}");
 }
 

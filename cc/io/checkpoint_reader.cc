@@ -309,17 +309,6 @@ absl::Status ReadShards(const std::string& prefix, const CheckpointIndex& index,
   return absl::OkStatus();
 }
 
-// Reads the index file whole; the reader keeps these bytes and views into them.
-absl::Status ReadIndexBytes(const std::string& prefix, std::string* data) {
-  Env* env = Env::Default();
-  const std::string path = IndexPath(prefix);
-  if (absl::IsNotFound(env->FileExists(path))) {
-    return absl::NotFoundError(absl::StrCat(
-        "No tfdata-checkpoint at prefix ", prefix, ": ", path, " does not exist"));
-  }
-  return Annotate(tensorflow::ReadFileToString(env, path, data), "reading", path);
-}
-
 // Builds the restored state while the index is decoded: values and the
 // piece layout, with no record per tensor kept. Metadata stays where it is in
 // the index bytes until Finish copies it out.
@@ -461,7 +450,8 @@ class LayoutBuilder : public IndexVisitor {
 
 }  // namespace
 
-absl::Status ReadCheckpointState(const std::string& prefix, RestoredState* state) {
+absl::Status ReadCheckpointState(const std::string& prefix, RestoredState* state,
+                                 const IndexCheck& check_index) {
   std::string index_bytes;
   if (absl::Status s = ReadIndexBytes(prefix, &index_bytes); !s.ok()) return s;
   const std::string index_path = IndexPath(prefix);
@@ -477,6 +467,9 @@ absl::Status ReadCheckpointState(const std::string& prefix, RestoredState* state
     if (absl::Status s = DecodeIndexWith(index_bytes, index_path, &index, &builder);
         !s.ok()) {
       return s;
+    }
+    if (check_index) {
+      if (absl::Status s = check_index(index); !s.ok()) return s;
     }
     builder.SetDestinations(&side_buffers);
     if (absl::Status s = ReadShards(prefix, index, layout); !s.ok()) return s;

@@ -3,6 +3,7 @@
 #ifndef TFDATA_CHECKPOINT_CC_IO_CHECKPOINT_READER_H_
 #define TFDATA_CHECKPOINT_CC_IO_CHECKPOINT_READER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,10 +15,15 @@
 
 namespace tfdata_checkpoint {
 
+// Inspects a decoded index before any shard is read.
+using IndexCheck = std::function<absl::Status(const CheckpointIndex&)>;
+
 // Reads and verifies the checkpoint at `prefix` into `state`, each tensor
 // read straight into its own buffer. NotFound names a missing file, DataLoss
-// a damaged one.
-absl::Status ReadCheckpointState(const std::string& prefix, RestoredState* state);
+// a damaged one; `check_index`, if given, can fail the read before the
+// shards are read.
+absl::Status ReadCheckpointState(const std::string& prefix, RestoredState* state,
+                                 const IndexCheck& check_index = nullptr);
 
 // Reads and verifies the checkpoint at `prefix` and rebuilds its entries.
 // NotFound names a missing file, DataLoss a damaged one.

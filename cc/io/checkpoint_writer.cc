@@ -238,6 +238,7 @@ absl::Status WriteCheckpoint(const CapturedState& state, const std::string& pref
   index.library_version = TFDC_LIBRARY_VERSION;
   index.nonce = NewNonce();
   index.created_unix_micros = static_cast<int64_t>(env->NowMicros());
+  index.element_spec = state.element_spec();
   PieceStream stream(state);
   if (absl::Status s = stream.Build(); !s.ok()) return s;
   index.total_bytes = stream.total_bytes();

@@ -14,21 +14,40 @@ using tensorflow::Env;
 namespace {
 
 absl::Status ReadIndex(const std::string& prefix, bool entries, CheckpointIndex* index) {
-  Env* env = Env::Default();
-  const std::string path = IndexPath(prefix);
-  absl::Status exists = env->FileExists(path);
-  if (absl::IsNotFound(exists)) {
-    return absl::NotFoundError(absl::StrCat(
-        "No tfdata-checkpoint at prefix ", prefix, ": ", path, " does not exist"));
-  }
   std::string data;
-  if (absl::Status s = tensorflow::ReadFileToString(env, path, &data); !s.ok()) {
-    return Annotate(s, "reading", path);
-  }
+  if (absl::Status s = ReadIndexBytes(prefix, &data); !s.ok()) return s;
+  const std::string path = IndexPath(prefix);
   return entries ? DecodeIndex(data, path, index) : DecodeIndexShards(data, path, index);
 }
 
+// Checks the entries and keeps nothing of them.
+class SkipEntries : public IndexVisitor {
+ public:
+  absl::Status Begin(std::vector<std::string>, uint64_t) override { return absl::OkStatus(); }
+  absl::Status Entry(uint64_t, uint32_t, absl::string_view, uint32_t) override {
+    return absl::OkStatus();
+  }
+  absl::Status Tensor(uint64_t, const TensorRecord&) override { return absl::OkStatus(); }
+};
+
 }  // namespace
+
+absl::Status ReadIndexBytes(const std::string& prefix, std::string* data) {
+  Env* env = Env::Default();
+  const std::string path = IndexPath(prefix);
+  if (absl::IsNotFound(env->FileExists(path))) {
+    return absl::NotFoundError(absl::StrCat(
+        "No tfdata-checkpoint at prefix ", prefix, ": ", path, " does not exist"));
+  }
+  return Annotate(tensorflow::ReadFileToString(env, path, data), "reading", path);
+}
+
+absl::Status ReadIndexElementSpec(const std::string& prefix, CheckpointIndex* index) {
+  std::string data;
+  if (absl::Status s = ReadIndexBytes(prefix, &data); !s.ok()) return s;
+  SkipEntries skip;
+  return DecodeIndexWith(data, IndexPath(prefix), index, &skip);
+}
 
 absl::Status ReadIndexFile(const std::string& prefix, CheckpointIndex* index) {
   return ReadIndex(prefix, /*entries=*/true, index);

@@ -9,12 +9,19 @@
 
 namespace tfdata_checkpoint {
 
+// The index file of `prefix`, whole. NotFound when no checkpoint exists there.
+absl::Status ReadIndexBytes(const std::string& prefix, std::string* data);
+
 // NotFound when no checkpoint exists at `prefix`; DataLoss when its index is
 // damaged.
 absl::Status ReadIndexFile(const std::string& prefix, CheckpointIndex* index);
 
 // Reads only the header and shard list of the index at `prefix`.
 absl::Status ReadIndexShards(const std::string& prefix, CheckpointIndex* index);
+
+// Reads and checks the whole index at `prefix` but keeps only the header,
+// shard list and element spec: `index->entries` stays empty.
+absl::Status ReadIndexElementSpec(const std::string& prefix, CheckpointIndex* index);
 
 // Writes the index under a temporary name and renames it to "<prefix>.index".
 // Then removes the shards of the index it replaced, if any. `*renamed` tells

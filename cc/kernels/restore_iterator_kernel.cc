@@ -8,6 +8,7 @@
 #include "cc/io/checkpoint_reader.h"
 #include "cc/kernels/iterator_resource.h"
 #include "cc/kernels/prefix_input.h"
+#include "cc/state/element_spec.h"
 #include "cc/state/restored_state.h"
 #include "cc/state/state_reader.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -30,9 +31,12 @@ class RestoreIteratorOp : public OpKernel {
     std::string prefix;
     OP_REQUIRES_OK(ctx, ScalarStringInput(ctx, 1, "prefix", /*allow_empty=*/false, &prefix));
     // Everything is read and checked before the iterator is touched: a
-    // damaged checkpoint leaves it as it was.
+    // damaged checkpoint, or one of another pipeline, leaves it as it was.
     RestoredState state;
-    OP_REQUIRES_OK(ctx, ReadCheckpointState(prefix, &state));
+    OP_REQUIRES_OK(ctx, ReadCheckpointState(prefix, &state, [&](const CheckpointIndex& index) {
+                     return CheckElementSpec(index.element_spec, iterator->output_dtypes(),
+                                             iterator->output_shapes(), prefix);
+                   }));
     std::unique_ptr<StateReader> reader;
     OP_REQUIRES_OK(ctx, StateReader::Create(&state, prefix, &reader));
     OP_REQUIRES_OK(ctx, iterator->Restore(ctx, reader.get()));

@@ -9,6 +9,7 @@
 #include "cc/kernels/iterator_resource.h"
 #include "cc/kernels/prefix_input.h"
 #include "cc/kernels/save_kernel_common.h"
+#include "cc/state/element_spec.h"
 #include "cc/state/state_writer.h"
 #include "tensorflow/core/framework/op_kernel.h"
 
@@ -44,6 +45,8 @@ class SaveIteratorOp : public OpKernel {
       StateWriter writer(captured.get());
       OP_REQUIRES_OK(ctx, iterator->Save(ctx, policy_, &writer));
     }
+    captured->element_spec() =
+        ElementSpecOf(iterator->output_dtypes(), iterator->output_shapes());
     WriteCapturedState(ctx, std::move(captured), prefix, attrs_);
   }
 

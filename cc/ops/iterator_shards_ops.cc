@@ -96,9 +96,30 @@ REGISTER_OP("RestoreIterator")
     .Doc(R"doc(
 Restores a tf.data iterator from a checkpoint written by SaveIterator or
 SaveIteratorShards, verifying every checksum before the iterator is touched.
+Raises InvalidArgument, also before, if the checkpoint records element dtypes
+and shapes that the iterator's do not match.
 
 Calls the iterator's own Restore with a reader over the tensors the shards
 were read into (no DeserializeIterator, no variant per entry).
+)doc");
+
+REGISTER_OP("CheckIteratorElementSpec")
+    .Input("iterator: resource")
+    .Input("prefix: string")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      TF_RETURN_IF_ERROR(InputRanks(c, {0, 0}));
+      return absl::OkStatus();
+    })
+    .Doc(R"doc(
+Checks that a checkpoint's state fits an iterator, reading only the index.
+The iterator's element dtypes and shapes must match those recorded at the
+save (SaveIterator records them; checkpoints without them pass).
+
+Raises InvalidArgument naming both element specs otherwise, NotFound or
+DataLoss for a missing or damaged index. RestoreIterator makes the same check
+itself; this op is for restoring with RestoreIteratorShards and
+DeserializeIterator.
 )doc");
 
 REGISTER_OP("WaitForIteratorShards")

@@ -7,12 +7,14 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "cc/format/checkpoint_index.h"
 #include "tensorflow/core/framework/tensor.h"
 
 namespace tfdata_checkpoint {
@@ -51,9 +53,17 @@ class CapturedState {
   std::deque<CapturedEntry>& entries() { return entries_; }
   const std::deque<CapturedEntry>& entries() const { return entries_; }
 
+  // The dtypes and shapes of the elements the saved iterator hands out, when
+  // known (SaveIterator knows them; a serialized state does not carry them).
+  std::optional<std::vector<ComponentSpec>>& element_spec() { return element_spec_; }
+  const std::optional<std::vector<ComponentSpec>>& element_spec() const {
+    return element_spec_;
+  }
+
  private:
   std::vector<std::string> type_names_;
   std::deque<CapturedEntry> entries_;
+  std::optional<std::vector<ComponentSpec>> element_spec_;
 };
 
 }  // namespace tfdata_checkpoint

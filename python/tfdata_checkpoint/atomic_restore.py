@@ -4,17 +4,20 @@ A checkpoint of several iterators (the hook's parts) is read completely before
 any iterator is touched: if one part is damaged, no iterator has been
 restored, so the caller can fall back to an older checkpoint (or start over)
 with all iterators in one consistent state. One iterator (the common case) is
-restored by `RestoreIterator`, which reads and checks every byte before it
-calls the iterator's own Restore; several by reading every part first
-(`RestoreIteratorShards`), then `DeserializeIterator` on each.
+restored by `RestoreIterator`, which reads and checks every byte, and that the
+recorded element spec fits, before it calls the iterator's own Restore;
+several by reading every part first (`RestoreIteratorShards`), then checking
+every part's element spec (`CheckIteratorElementSpec`), then
+`DeserializeIterator` on each.
 
 Failures are of two kinds, which the fallback policy must not confuse:
 - the checkpoint's own files are damaged or missing: reading fails with
   `DataLossError` / `NotFoundError`. These are raised as `CheckpointDamaged`,
   keeping the original error;
 - the files are good but do not fit the pipeline (restoring into a
-  structurally different dataset): the iterator's Restore fails, with
-  `NotFoundError` or `InvalidArgumentError`. These are raised as they are:
+  structurally different dataset): the element spec check fails with
+  `InvalidArgumentError`, or the iterator's Restore with `NotFoundError` or
+  `InvalidArgumentError`. These are raised as they are:
   an older checkpoint would not fit either, and starting over would hide a
   misconfiguration. `RestoreIterator` does both in one op, so a
   `NotFoundError` of it counts as damage only when verifying the checkpoint
@@ -74,6 +77,8 @@ def restore_eagerly(iterators: Sequence[Any], prefixes: Sequence[str]) -> None:
             states.append(ops.restore_iterator_shards(prefix))
         except (tf.errors.DataLossError, tf.errors.NotFoundError) as error:
             raise CheckpointDamaged(prefix, error) from error
+    for iterator, prefix in zip(iterators, prefixes):
+        ops.check_iterator_element_spec(iterator_resource(iterator), prefix)
     for iterator, state in zip(iterators, states):
         gen_dataset_ops.deserialize_iterator(iterator_resource(iterator), state)
 
@@ -81,8 +86,8 @@ def restore_eagerly(iterators: Sequence[Any], prefixes: Sequence[str]) -> None:
 def build_graph_restore(iterators: Sequence[Any], prefixes: Sequence[Any]) -> tf.Operation:
     """A graph op restoring `iterators[i]` from `prefixes[i]`, all or none.
 
-    Every iterator's restore depends on every part's read: a failed read
-    stops the step before any iterator changes. The reads wait for the
+    Every iterator's restore depends on every part's read and element spec
+    check: a failed read or check stops the step before any iterator changes. The reads wait for the
     iterators to exist: a one-shot iterator whose creation is cancelled by a
     failed read in the same step would keep failing with `CancelledError`
     ever after. Run it with `run_graph_restore`.
@@ -98,9 +103,13 @@ def build_graph_restore(iterators: Sequence[Any], prefixes: Sequence[Any]) -> tf
     for resource, prefix in zip(resources, prefixes):
         with graph.colocate_with(resource), tf.control_dependencies(resources):
             states.append(ops.restore_iterator_shards(prefix))
+    checks = []
+    for resource, prefix in zip(resources, prefixes):
+        with graph.colocate_with(resource), tf.control_dependencies(states):
+            checks.append(ops.check_iterator_element_spec(resource, prefix))
     restores = []
     for resource, state in zip(resources, states):
-        with graph.colocate_with(resource), tf.control_dependencies(states):
+        with graph.colocate_with(resource), tf.control_dependencies(checks):
             restores.append(gen_dataset_ops.deserialize_iterator(resource, state))
     return tf.group(*restores)
 

@@ -73,6 +73,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             "tensors": info["num_tensors"],
             "tf_version": info["tf_version"],
             "format": info["format_version"],
+            "element_spec": info["element_spec"],
         })
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -81,6 +81,16 @@ def restore_iterator(iterator_resource: Any, prefix: Any, name: str | None = Non
     return _ops.restore_iterator(iterator_resource, prefix, name=name)
 
 
+def check_iterator_element_spec(iterator_resource: Any, prefix: Any,
+                                name: str | None = None) -> Any:
+    """Raises `InvalidArgumentError` unless the checkpoint's element spec fits the iterator.
+
+    Reads the index only. `restore_iterator` makes this check itself; use it
+    before `deserialize_iterator(restore_iterator_shards(prefix))`.
+    """
+    return _ops.check_iterator_element_spec(iterator_resource, prefix, name=name)
+
+
 def wait_for_iterator_shards(directory: Any = "", name: str | None = None) -> Any:
     """Waits for background saves into `directory` ("" for all of them).
 
