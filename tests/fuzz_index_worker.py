@@ -6,13 +6,14 @@ Three hypothesis strategies, each with a checksum that holds (so the parser's
 structural checks are what is exercised, not only the CRC):
 - random bytes, with or without the magic;
 - structured mutations of a real index (versions, counts, shard names and
-  sizes, dtypes, encodings, ranks and shapes, tensor placement, trailing
-  bytes), re-encoded;
+  sizes, dtypes, encodings, ranks and shapes, tensor placement, the element
+  spec, trailing bytes), re-encoded;
 - byte-level mutations of a real index (overwrites, insertions, deletions).
 
 Every case is written as the index of a checkpoint whose shards are real, then
-run through DescribeIteratorShards (with and without verify) and
-RestoreIteratorShards. Each call must return or raise a tf.errors.OpError.
+run through DescribeIteratorShards (with and without verify),
+RestoreIteratorShards and CheckIteratorElementSpec (against the iterator that
+was saved). Each call must return or raise a tf.errors.OpError.
 
 What a successful RestoreIteratorShards returns is not handed on to
 TensorFlow's DeserializeIterator here: an index crafted with consistent
@@ -58,6 +59,7 @@ tc.save_iterator(iterator, PREFIX, num_shards=3)
 with open(PREFIX + ".index", "rb") as f:
     GOOD = f.read()
 REAL = index_codec.decode(GOOD)
+RESOURCE = iterator._iterator_resource
 
 
 def run_case(data: bytes) -> None:
@@ -78,6 +80,12 @@ def run_case(data: bytes) -> None:
         outcomes[f"restore: {type(error).__name__}"] += 1
     else:
         outcomes["restore: ok"] += 1
+    try:
+        tc.ops.check_iterator_element_spec(RESOURCE, PREFIX)
+    except tf.errors.OpError as error:
+        outcomes[f"check: {type(error).__name__}"] += 1
+    else:
+        outcomes["check: ok"] += 1
 
 
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None,
@@ -116,6 +124,13 @@ def _mutation():
         st.tuples(st.just("drop_entry"), small),
         st.tuples(st.just("duplicate_tensor"), small, small),
         st.tuples(st.just("trailer"), st.binary(min_size=1, max_size=20)),
+        st.tuples(st.just("spec_flag"), st.integers(0, 255)),
+        st.tuples(st.just("count"), st.just("components"), st.one_of(small, U32)),
+        st.tuples(st.just("component_dtype"), small, st.one_of(small, U32)),
+        st.tuples(st.just("component_rank"), small,
+                  st.one_of(st.integers(-3, 260), st.integers(-(2**31), 2**31 - 1))),
+        st.tuples(st.just("component_dims"), small, st.lists(any_int, max_size=300)),
+        st.tuples(st.just("no_spec_section")),
     )
 
 
@@ -163,6 +178,18 @@ def _apply(index, mutation, counts):
             entry.tensors.append(copy.copy(tensor))
     elif kind == "trailer":
         index.trailer = args[0]
+    elif kind == "spec_flag":
+        index.spec_flag = args[0]
+    elif kind == "no_spec_section":
+        index.spec_section = False
+    elif kind.startswith("component_") and index.element_spec:
+        component = pick(index.element_spec, args[0])
+        if kind == "component_dtype":
+            component.dtype = args[1]
+        elif kind == "component_rank":
+            component.rank = args[1]
+        else:
+            component.dims = [_clamp(d, 64, signed=True) for d in args[1][:255]]
 
 
 def _clamp(value, bits, signed=False):

@@ -57,6 +57,15 @@ class Entry:
 
 
 @dataclass
+class Component:
+    """One component of the element spec (format 1.1): rank -1 is unknown."""
+
+    dtype: int
+    rank: int
+    dims: list[int] = field(default_factory=list)
+
+
+@dataclass
 class Index:
     major: int
     minor: int
@@ -68,6 +77,12 @@ class Index:
     shards: list[tuple[bytes, int, int]]
     type_names: list[bytes]
     entries: list[Entry]
+    # The element spec section (format >= 1.1) is written when `spec_section`:
+    # its flag byte (`spec_flag`, 1 when there is an element spec), then the
+    # components.
+    spec_section: bool = False
+    spec_flag: int = 0
+    element_spec: list[Component] | None = None
     trailer: bytes = b""
 
 
@@ -105,6 +120,14 @@ def decode(data: bytes) -> Index:
             entry.tensors.append(Tensor(dtype, encoding, shape, r.take("<I"), r.take("<Q"),
                                         r.take("<Q"), r.take("<I")))
         index.entries.append(entry)
+    if index.minor >= 1:
+        index.spec_section, index.spec_flag = True, r.take("<B")
+        if index.spec_flag == 1:
+            index.element_spec = []
+            for _ in range(r.take("<I")):
+                dtype, rank = r.take("<I"), r.take("<i")
+                index.element_spec.append(
+                    Component(dtype, rank, [r.take("<q") for _ in range(max(rank, 0))]))
     index.trailer = r.data[r.pos :]
     return index
 
@@ -134,5 +157,14 @@ def encode(index: Index, *, counts: dict | None = None) -> bytes:
             out += [struct.pack("<q", d) for d in t.shape]
             out.append(struct.pack("<IQQI", t.shard & 0xFFFFFFFF, t.offset & (2**64 - 1),
                                    t.length & (2**64 - 1), t.crc & 0xFFFFFFFF))
+    if index.spec_section:
+        out.append(struct.pack("<B", index.spec_flag & 0xFF))
+        if index.element_spec is not None:
+            out.append(struct.pack("<I", counts.get("components", len(index.element_spec))
+                                   & 0xFFFFFFFF))
+            for c in index.element_spec:
+                out.append(struct.pack("<Ii", c.dtype & 0xFFFFFFFF,
+                                       max(-(2**31), min(2**31 - 1, c.rank))))
+                out += [struct.pack("<q", d) for d in c.dims]
     out.append(index.trailer)
     return with_crc(b"".join(out))

@@ -41,6 +41,7 @@ def test_hostile_index_files_never_crash_or_hang(tmp_path):
     counts = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"index fuzzing: {counts}")
     assert counts["cases"] == 3 * EXAMPLES_PER_STRATEGY
+    assert sum(v for k, v in counts.items() if k.startswith("check:")) == counts["cases"]
     # The structural checks, not only the checksum, were exercised: hostile
     # indexes whose checksum holds were rejected, and some parsed.
     assert counts.get("restore: DataLossError", 0) > EXAMPLES_PER_STRATEGY

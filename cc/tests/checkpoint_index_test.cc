@@ -3,8 +3,11 @@
 #include <random>
 #include <utility>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "cc/format/byte_codec.h"
+#include "cc/format/crc32c.h"
 #include "cc/tests/check.h"
 
 namespace tfdata_checkpoint {
@@ -52,6 +55,106 @@ TFDC_TEST(RoundTrip) {
   CHECK_EQ_VAL(out.entries[0].tensors[1].offset, uint64_t{2});
   CHECK_TRUE(out.entries[0].tensors[1].encoding == TensorEncoding::kStringList);
   CHECK_EQ_VAL(out.shards[1].crc32c, uint32_t{22});
+}
+
+std::vector<ComponentSpec> SampleElementSpec() {
+  ComponentSpec scalar;
+  scalar.dtype = 9;
+  ComponentSpec partial;
+  partial.dtype = 7;
+  partial.dims = {-1, 3};
+  ComponentSpec unknown;
+  unknown.dtype = 21;  // DT_VARIANT
+  unknown.unknown_rank = true;
+  return {scalar, partial, unknown};
+}
+
+TFDC_TEST(ElementSpecRoundTrip) {
+  CheckpointIndex in = SampleIndex();
+  in.element_spec = SampleElementSpec();
+  CheckpointIndex out;
+  CHECK_TRUE(DecodeIndex(EncodeIndex(in), "x.index", &out).ok());
+  CHECK_TRUE(out.element_spec.has_value());
+  CHECK_EQ_VAL(out.element_spec->size(), size_t{3});
+  CHECK_TRUE(!(*out.element_spec)[0].unknown_rank && (*out.element_spec)[0].dims.empty());
+  CHECK_TRUE(((*out.element_spec)[1].dims == absl::InlinedVector<int64_t, 4>{-1, 3}));
+  CHECK_TRUE((*out.element_spec)[2].unknown_rank);
+  // Unknown (SaveIteratorShards) stays unknown; an empty spec stays empty.
+  in.element_spec.reset();
+  CHECK_TRUE(DecodeIndex(EncodeIndex(in), "x.index", &out).ok());
+  CHECK_TRUE(!out.element_spec.has_value());
+  in.element_spec = std::vector<ComponentSpec>();
+  CHECK_TRUE(DecodeIndex(EncodeIndex(in), "x.index", &out).ok());
+  CHECK_TRUE(out.element_spec.has_value() && out.element_spec->empty());
+}
+
+TFDC_TEST(Format10IndexesHaveNoElementSpecAndStillDecode) {
+  CheckpointIndex in = SampleIndex();
+  in.minor_version = 0;
+  in.element_spec = SampleElementSpec();  // Not written: 1.0 has no such field.
+  CheckpointIndex out;
+  CHECK_TRUE(DecodeIndex(EncodeIndex(in), "x.index", &out).ok());
+  CHECK_EQ_VAL(out.minor_version, uint32_t{0});
+  CHECK_TRUE(!out.element_spec.has_value());
+}
+
+TFDC_TEST(NewerMinorVersionsMayAppendFields) {
+  CheckpointIndex in = SampleIndex();
+  in.minor_version = kFormatMinorVersion + 1;
+  in.element_spec = SampleElementSpec();
+  std::string data = EncodeIndex(in);
+  // A field this reader does not know, with the checksum redone.
+  data.resize(data.size() - 4);
+  data += "future";
+  std::string crc;
+  ByteWriter(&crc).U32(Crc32c(data));
+  CheckpointIndex out;
+  CHECK_TRUE(DecodeIndex(data + crc, "x.index", &out).ok());
+  CHECK_EQ_VAL(out.element_spec->size(), size_t{3});
+  // The same bytes in an index of this reader's version are damage.
+  in.minor_version = kFormatMinorVersion;
+  data = EncodeIndex(in);
+  data.resize(data.size() - 4);
+  data += "future";
+  crc.clear();
+  ByteWriter(&crc).U32(Crc32c(data));
+  CHECK_TRUE(absl::IsDataLoss(DecodeIndex(data + crc, "x.index", &out)));
+}
+
+TFDC_TEST(BadElementSpecIsDataLoss) {
+  CheckpointIndex in = SampleIndex();
+  in.element_spec = SampleElementSpec();
+  const std::string good = EncodeIndex(in);
+  // The spec section is the last 1 + 4 + (4 + 4) + (4 + 4 + 16) + (4 + 4)
+  // bytes before the CRC: flag, count, then the components.
+  const size_t spec_start = good.size() - 4 - 45;
+  auto with = [&](size_t at, std::string bytes) {
+    std::string data = good.substr(0, good.size() - 4);
+    data.replace(at, bytes.size(), bytes);
+    std::string crc;
+    ByteWriter(&crc).U32(Crc32c(data));
+    return data + crc;
+  };
+  CheckpointIndex out;
+  CHECK_TRUE(DecodeIndex(with(spec_start, std::string(1, '\x01')), "x.index", &out).ok());
+  // Flag neither 0 nor 1.
+  CHECK_TRUE(absl::IsDataLoss(DecodeIndex(with(spec_start, "\x02"), "x.index", &out)));
+  // A component count larger than the bytes left.
+  CHECK_TRUE(absl::IsDataLoss(
+      DecodeIndex(with(spec_start + 1, std::string("\xff\xff\xff\x7f", 4)), "x.index", &out)));
+  // Rank -2, and rank 255.
+  CHECK_TRUE(absl::IsDataLoss(DecodeIndex(
+      with(spec_start + 5 + 4, std::string("\xfe\xff\xff\xff", 4)), "x.index", &out)));
+  CHECK_TRUE(absl::IsDataLoss(DecodeIndex(
+      with(spec_start + 5 + 4, std::string("\xff\x00\x00\x00", 4)), "x.index", &out)));
+  // Dimension -2 in the second component.
+  CHECK_TRUE(absl::IsDataLoss(DecodeIndex(
+      with(spec_start + 5 + 8 + 8, std::string(8, '\xfe')), "x.index", &out)));
+  // Truncated: the section cut short.
+  std::string cut = good.substr(0, good.size() - 4 - 8);
+  std::string crc;
+  ByteWriter(&crc).U32(Crc32c(cut));
+  CHECK_TRUE(absl::IsDataLoss(DecodeIndex(cut + crc, "x.index", &out)));
 }
 
 TFDC_TEST(PreEncodedEntriesGiveTheSameBytes) {

@@ -5,7 +5,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "cc/state/captured_state.h"
+#include "cc/state/element_spec.h"
 #include "cc/state/restored_state.h"
 #include "cc/state/state_reader.h"
 #include "cc/state/state_writer.h"
@@ -139,6 +141,36 @@ TFDC_TEST(ReaderRejectsMetadataThatDoesNotNameEveryValue) {
     const absl::Status s = StateReader::Create(&restored, "ckpt", &reader);
     CHECK_TRUE(absl::IsDataLoss(s));
   }
+}
+
+TFDC_TEST(ElementSpecCheck) {
+  using tensorflow::PartialTensorShape;
+  const tensorflow::DataTypeVector dtypes = {tensorflow::DT_INT64, tensorflow::DT_STRING};
+  const std::vector<PartialTensorShape> shapes = {PartialTensorShape({-1, 3}),
+                                                  PartialTensorShape()};
+  const std::vector<ComponentSpec> saved = ElementSpecOf(dtypes, shapes);
+  CHECK_TRUE(saved[1].unknown_rank);
+  CHECK_TRUE(CheckElementSpec(saved, dtypes, shapes, "p").ok());
+  // Unknown (format 1.0, SaveIteratorShards): nothing to check.
+  CHECK_TRUE(CheckElementSpec(std::nullopt, {tensorflow::DT_FLOAT}, {}, "p").ok());
+  // A known dimension where the saved one was unknown, and any shape where
+  // the rank was unknown, are compatible.
+  CHECK_TRUE(CheckElementSpec(saved, dtypes,
+                              {PartialTensorShape({2, 3}), PartialTensorShape({7})}, "p")
+                 .ok());
+  // Another dtype, another dimension, another rank, another component count.
+  const absl::Status dtype = CheckElementSpec(
+      saved, {tensorflow::DT_INT64, tensorflow::DT_FLOAT}, shapes, "dir/ckpt-7");
+  CHECK_TRUE(absl::IsInvalidArgument(dtype));
+  CHECK_TRUE(absl::StrContains(dtype.message(), "dir/ckpt-7"));
+  CHECK_TRUE(absl::StrContains(dtype.message(), "(int64 [?,3], string <unknown>)"));
+  CHECK_TRUE(absl::StrContains(dtype.message(), "(int64 [?,3], float <unknown>)"));
+  CHECK_TRUE(absl::IsInvalidArgument(CheckElementSpec(
+      saved, dtypes, {PartialTensorShape({-1, 4}), PartialTensorShape()}, "p")));
+  CHECK_TRUE(absl::IsInvalidArgument(CheckElementSpec(
+      saved, dtypes, {PartialTensorShape({3}), PartialTensorShape()}, "p")));
+  CHECK_TRUE(absl::IsInvalidArgument(
+      CheckElementSpec(saved, {tensorflow::DT_INT64}, {PartialTensorShape({-1, 3})}, "p")));
 }
 
 }  // namespace
