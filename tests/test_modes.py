@@ -97,7 +97,10 @@ def test_describe_reports_the_checkpoint(tmp_path):
     take(it, 3)
     tc.save_iterator(it, prefix, num_shards=4)
     summary = json.loads(tc.ops.describe_iterator_shards(prefix, verify=True).numpy())
-    assert summary["format_version"] == "1.0"
+    assert summary["format_version"] == "1.1"
+    flat = tf.nest.flatten(PIPELINES["mixed_dtypes"]().element_spec)
+    assert summary["element_spec"] == [
+        {"dtype": spec.dtype.as_datatype_enum, "shape": spec.shape.as_list()} for spec in flat]
     assert summary["tf_version"] == tf.__version__
     assert len(summary["shards"]) == 4
     assert summary["total_bytes"] == sum(s["size"] for s in summary["shards"])

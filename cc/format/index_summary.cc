@@ -27,7 +27,8 @@ std::string JsonString(absl::string_view s) {
 }
 
 // null when unknown; else a list of {"dtype": <DataType value>, "shape":
-// null (unknown rank) or a list of dimensions, -1 where unknown}.
+// null (unknown rank) or a list of dimensions, null where unknown (as
+// TensorShape.as_list() gives them)}.
 std::string ElementSpecJson(const std::optional<std::vector<ComponentSpec>>& spec) {
   if (!spec.has_value()) return "null";
   std::string out = "[";
@@ -37,7 +38,16 @@ std::string ElementSpecJson(const std::optional<std::vector<ComponentSpec>>& spe
     if (component.unknown_rank) {
       out += "null}";
     } else {
-      absl::StrAppend(&out, "[", absl::StrJoin(component.dims, ", "), "]}");
+      absl::StrAppend(&out, "[",
+                      absl::StrJoin(component.dims, ", ",
+                                    [](std::string* o, int64_t d) {
+                                      if (d < 0) {
+                                        o->append("null");
+                                      } else {
+                                        absl::StrAppend(o, d);
+                                      }
+                                    }),
+                      "]}");
     }
   }
   return out + "]";
