@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "cc/format/byte_codec.h"
 #include "cc/format/crc32c.h"
 
@@ -126,6 +127,20 @@ absl::Status DecodeElementSpec(ByteReader* r, absl::string_view filename,
 }
 
 }  // namespace
+
+std::string DimsString(const ComponentSpec& component, absl::string_view separator,
+                       absl::string_view unknown) {
+  return absl::StrCat("[",
+                      absl::StrJoin(component.dims, separator,
+                                    [unknown](std::string* out, int64_t dim) {
+                                      if (dim < 0) {
+                                        out->append(unknown.data(), unknown.size());
+                                      } else {
+                                        absl::StrAppend(out, dim);
+                                      }
+                                    }),
+                      "]");
+}
 
 std::string EncodeIndex(const CheckpointIndex& index) {
   std::string out;

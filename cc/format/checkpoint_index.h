@@ -61,6 +61,11 @@ struct ComponentSpec {
   absl::InlinedVector<int64_t, 4> dims;  // -1: unknown dimension.
 };
 
+// The dimensions of `component` joined by ", " or ",", with `unknown` for
+// each unknown one: "[null, 3]" (JSON), "[?,3]" (messages).
+std::string DimsString(const ComponentSpec& component, absl::string_view separator,
+                       absl::string_view unknown);
+
 struct CheckpointIndex {
   uint32_t major_version = kFormatMajorVersion;
   uint32_t minor_version = kFormatMinorVersion;

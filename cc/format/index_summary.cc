@@ -2,7 +2,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 
 namespace tfdata_checkpoint {
 namespace {
@@ -38,16 +37,7 @@ std::string ElementSpecJson(const std::optional<std::vector<ComponentSpec>>& spe
     if (component.unknown_rank) {
       out += "null}";
     } else {
-      absl::StrAppend(&out, "[",
-                      absl::StrJoin(component.dims, ", ",
-                                    [](std::string* o, int64_t d) {
-                                      if (d < 0) {
-                                        o->append("null");
-                                      } else {
-                                        absl::StrAppend(o, d);
-                                      }
-                                    }),
-                      "]}");
+      absl::StrAppend(&out, DimsString(component, ", ", "null"), "}");
     }
   }
   return out + "]";

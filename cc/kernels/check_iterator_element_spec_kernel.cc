@@ -5,8 +5,6 @@
 #include "cc/format/checkpoint_index.h"
 #include "cc/io/index_file.h"
 #include "cc/kernels/iterator_resource.h"
-#include "cc/kernels/prefix_input.h"
-#include "cc/state/element_spec.h"
 #include "tensorflow/core/framework/op_kernel.h"
 
 namespace tfdata_checkpoint {
@@ -21,15 +19,11 @@ class CheckIteratorElementSpecOp : public OpKernel {
   explicit CheckIteratorElementSpecOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
 
   void Compute(OpKernelContext* ctx) override {
-    tensorflow::data::IteratorResource* iterator = nullptr;
-    OP_REQUIRES_OK(ctx, LookupIterator(ctx, 0, &iterator));
-    tensorflow::core::ScopedUnref unref(iterator);
-    std::string prefix;
-    OP_REQUIRES_OK(ctx, ScalarStringInput(ctx, 1, "prefix", /*allow_empty=*/false, &prefix));
+    IteratorAndPrefix in;
+    OP_REQUIRES_OK(ctx, ReadIteratorAndPrefix(ctx, &in));
     CheckpointIndex index;
-    OP_REQUIRES_OK(ctx, ReadIndexElementSpec(prefix, &index));
-    OP_REQUIRES_OK(ctx, CheckElementSpec(index.element_spec, iterator->output_dtypes(),
-                                         iterator->output_shapes(), prefix));
+    OP_REQUIRES_OK(ctx, ReadIndexElementSpec(in.prefix, &index));
+    OP_REQUIRES_OK(ctx, in.CheckFits(index));
   }
 };
 

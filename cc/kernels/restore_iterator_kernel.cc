@@ -7,8 +7,6 @@
 
 #include "cc/io/checkpoint_reader.h"
 #include "cc/kernels/iterator_resource.h"
-#include "cc/kernels/prefix_input.h"
-#include "cc/state/element_spec.h"
 #include "cc/state/restored_state.h"
 #include "cc/state/state_reader.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -25,21 +23,17 @@ class RestoreIteratorOp : public OpKernel {
   explicit RestoreIteratorOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
 
   void Compute(OpKernelContext* ctx) override {
-    tensorflow::data::IteratorResource* iterator = nullptr;
-    OP_REQUIRES_OK(ctx, LookupIterator(ctx, 0, &iterator));
-    tensorflow::core::ScopedUnref unref(iterator);
-    std::string prefix;
-    OP_REQUIRES_OK(ctx, ScalarStringInput(ctx, 1, "prefix", /*allow_empty=*/false, &prefix));
+    IteratorAndPrefix in;
+    OP_REQUIRES_OK(ctx, ReadIteratorAndPrefix(ctx, &in));
     // Everything is read and checked before the iterator is touched: a
     // damaged checkpoint, or one of another pipeline, leaves it as it was.
     RestoredState state;
-    OP_REQUIRES_OK(ctx, ReadCheckpointState(prefix, &state, [&](const CheckpointIndex& index) {
-                     return CheckElementSpec(index.element_spec, iterator->output_dtypes(),
-                                             iterator->output_shapes(), prefix);
+    OP_REQUIRES_OK(ctx, ReadCheckpointState(in.prefix, &state, [&](const CheckpointIndex& index) {
+                     return in.CheckFits(index);
                    }));
     std::unique_ptr<StateReader> reader;
-    OP_REQUIRES_OK(ctx, StateReader::Create(&state, prefix, &reader));
-    OP_REQUIRES_OK(ctx, iterator->Restore(ctx, reader.get()));
+    OP_REQUIRES_OK(ctx, StateReader::Create(&state, in.prefix, &reader));
+    OP_REQUIRES_OK(ctx, in.iterator->Restore(ctx, reader.get()));
   }
 };
 

@@ -7,7 +7,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "cc/kernels/iterator_resource.h"
-#include "cc/kernels/prefix_input.h"
 #include "cc/kernels/save_kernel_common.h"
 #include "cc/state/element_spec.h"
 #include "cc/state/state_writer.h"
@@ -34,20 +33,17 @@ class SaveIteratorOp : public OpKernel {
   }
 
   void Compute(OpKernelContext* ctx) override {
-    tensorflow::data::IteratorResource* iterator = nullptr;
-    OP_REQUIRES_OK(ctx, LookupIterator(ctx, 0, &iterator));
-    tensorflow::core::ScopedUnref unref(iterator);
-    std::string prefix;
-    OP_REQUIRES_OK(ctx, ScalarStringInput(ctx, 1, "prefix", /*allow_empty=*/false, &prefix));
+    IteratorAndPrefix in;
+    OP_REQUIRES_OK(ctx, ReadIteratorAndPrefix(ctx, &in));
 
     auto captured = std::make_shared<CapturedState>();
     {
       StateWriter writer(captured.get());
-      OP_REQUIRES_OK(ctx, iterator->Save(ctx, policy_, &writer));
+      OP_REQUIRES_OK(ctx, in.iterator->Save(ctx, policy_, &writer));
     }
     captured->element_spec() =
-        ElementSpecOf(iterator->output_dtypes(), iterator->output_shapes());
-    WriteCapturedState(ctx, std::move(captured), prefix, attrs_);
+        ElementSpecOf(in.iterator->output_dtypes(), in.iterator->output_shapes());
+    WriteCapturedState(ctx, std::move(captured), in.prefix, attrs_);
   }
 
  private:

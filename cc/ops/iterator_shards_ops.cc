@@ -23,6 +23,9 @@ absl::Status InputRanks(InferenceContext* c, std::initializer_list<int> ranks) {
   return absl::OkStatus();
 }
 
+// The ops that take a scalar iterator and a scalar prefix, and output nothing.
+absl::Status IteratorAndPrefixShapes(InferenceContext* c) { return InputRanks(c, {0, 0}); }
+
 }  // namespace
 
 REGISTER_OP("SaveIteratorShards")
@@ -89,10 +92,7 @@ REGISTER_OP("RestoreIterator")
     .Input("iterator: resource")
     .Input("prefix: string")
     .SetIsStateful()
-    .SetShapeFn([](InferenceContext* c) {
-      TF_RETURN_IF_ERROR(InputRanks(c, {0, 0}));
-      return absl::OkStatus();
-    })
+    .SetShapeFn(IteratorAndPrefixShapes)
     .Doc(R"doc(
 Restores a tf.data iterator from a checkpoint written by SaveIterator or
 SaveIteratorShards, verifying every checksum before the iterator is touched.
@@ -107,10 +107,7 @@ REGISTER_OP("CheckIteratorElementSpec")
     .Input("iterator: resource")
     .Input("prefix: string")
     .SetIsStateful()
-    .SetShapeFn([](InferenceContext* c) {
-      TF_RETURN_IF_ERROR(InputRanks(c, {0, 0}));
-      return absl::OkStatus();
-    })
+    .SetShapeFn(IteratorAndPrefixShapes)
     .Doc(R"doc(
 Checks that a checkpoint's state fits an iterator, reading only the index.
 The iterator's element dtypes and shapes must match those recorded at the

@@ -30,16 +30,7 @@ std::string SpecString(const std::vector<ComponentSpec>& spec) {
                         out->append("<unknown>");
                         return;
                       }
-                      absl::StrAppend(out, "[",
-                                      absl::StrJoin(c.dims, ",",
-                                                    [](std::string* o, int64_t d) {
-                                                      if (d < 0) {
-                                                        o->append("?");
-                                                      } else {
-                                                        absl::StrAppend(o, d);
-                                                      }
-                                                    }),
-                                      "]");
+                      out->append(DimsString(c, ",", "?"));
                     }),
       ")");
 }
