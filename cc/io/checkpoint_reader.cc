@@ -421,32 +421,22 @@ class StateBuilder : public IndexVisitor {
   std::vector<ToDecode> to_decode_;
 };
 
-// Records the pieces of an index for verification only.
-class LayoutBuilder : public IndexVisitor {
- public:
-  explicit LayoutBuilder(PieceLayout* layout) : layout_(layout) {}
-  absl::Status Begin(std::vector<std::string> type_names, uint64_t num_entries) override {
-    layout_->first_piece.resize(num_entries + 1);
-    return absl::OkStatus();
+// The pieces of a decoded index, for verification only (no destinations).
+PieceLayout VerificationLayout(const CheckpointIndex& index) {
+  PieceLayout layout;
+  layout.first_piece.reserve(index.entries.size() + 1);
+  uint64_t pos = 0;
+  for (const EntryRecord& entry : index.entries) {
+    layout.first_piece.push_back(layout.end.size());
+    for (const TensorRecord& record : entry.tensors) {
+      layout.end.push_back(pos += record.length);
+      layout.crc.push_back(record.crc32c);
+    }
   }
-  absl::Status Entry(uint64_t e, uint32_t, absl::string_view, uint32_t) override {
-    layout_->first_piece[e] = layout_->end.size();
-    return absl::OkStatus();
-  }
-  absl::Status Tensor(uint64_t, const TensorRecord& record) override {
-    layout_->end.push_back(pos_ += record.length);
-    layout_->crc.push_back(record.crc32c);
-    return absl::OkStatus();
-  }
-  void Finish() {
-    layout_->first_piece.back() = layout_->end.size();
-    layout_->destination.assign(layout_->end.size(), nullptr);
-  }
-
- private:
-  PieceLayout* layout_;
-  uint64_t pos_ = 0;
-};
+  layout.first_piece.push_back(layout.end.size());
+  layout.destination.assign(layout.end.size(), nullptr);
+  return layout;
+}
 
 }  // namespace
 
@@ -500,17 +490,7 @@ absl::Status ReadCheckpoint(
   entries->reserve(state.num_entries());
   for (size_t e = 0; e < state.num_entries(); ++e) {
     auto data = std::make_unique<tensorflow::VariantTensorData>();
-    data->set_type_name(state.type_names[state.type_name_ids[e]]);
-    data->metadata_string() = std::string(state.metadata(e));
-    for (uint64_t v = state.first_value[e]; v < state.first_value[e + 1]; ++v) {
-      Tensor* tensor = data->add_tensors();
-      if (state.is_scalar(v)) {
-        *tensor = Tensor(tensorflow::DT_INT64, tensorflow::TensorShape({}));
-        tensor->scalar<int64_t>()() = state.scalar(v);
-      } else {
-        *tensor = std::move(*state.mutable_tensor(v));
-      }
-    }
+    state.EntryData(e, data.get());
     entries->push_back(std::move(data));
   }
   return absl::OkStatus();
@@ -518,16 +498,7 @@ absl::Status ReadCheckpoint(
 
 absl::Status VerifyCheckpoint(const std::string& prefix, CheckpointIndex* index) {
   if (absl::Status s = ReadIndexFile(prefix, index); !s.ok()) return s;
-  std::string data;
-  if (absl::Status s = ReadIndexBytes(prefix, &data); !s.ok()) return s;
-  CheckpointIndex header;
-  PieceLayout layout;
-  LayoutBuilder builder(&layout);
-  if (absl::Status s = DecodeIndexWith(data, IndexPath(prefix), &header, &builder); !s.ok()) {
-    return s;
-  }
-  builder.Finish();
-  return ReadShards(prefix, header, layout);
+  return ReadShards(prefix, *index, VerificationLayout(*index));
 }
 
 }  // namespace tfdata_checkpoint

@@ -12,6 +12,7 @@
 
 #include "absl/strings/string_view.h"
 #include "tensorflow/core/framework/tensor.h"
+#include "tensorflow/core/framework/variant_tensor_data.h"
 
 namespace tfdata_checkpoint {
 
@@ -41,6 +42,23 @@ struct RestoredState {
   int64_t scalar(uint64_t v) const { return scalars[value_ref[v] & ~kScalarBit]; }
   const tensorflow::Tensor& tensor(uint64_t v) const { return tensors[value_ref[v]]; }
   tensorflow::Tensor* mutable_tensor(uint64_t v) { return &tensors[value_ref[v]]; }
+  // Value v as a Tensor, an int64 scalar as a DT_INT64 tensor of shape [].
+  tensorflow::Tensor value_tensor(uint64_t v) const {
+    if (!is_scalar(v)) return tensor(v);
+    tensorflow::Tensor t(tensorflow::DT_INT64, tensorflow::TensorShape({}));
+    t.scalar<int64_t>()() = scalar(v);
+    return t;
+  }
+
+  // Entry e as TF's own reader and DeserializeIterator take it (tensors are
+  // shared, not copied).
+  void EntryData(size_t e, tensorflow::VariantTensorData* out) const {
+    out->set_type_name(type_names[type_name_ids[e]]);
+    out->metadata_string() = std::string(metadata(e));
+    for (uint64_t v = first_value[e]; v < first_value[e + 1]; ++v) {
+      *out->add_tensors() = value_tensor(v);
+    }
+  }
 
   // Appends an entry / a value of the last entry (for tests and builders).
   void AddEntry(uint32_t type_name_id, absl::string_view metadata) {

@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "cc/state/entry_metadata.h"
 #include "tensorflow/core/data/serialization_utils.h"
 
 namespace tfdata_checkpoint {
@@ -13,27 +14,12 @@ namespace {
 
 using tensorflow::Tensor;
 
-constexpr absl::string_view kDelimiter = "@@";
 constexpr absl::string_view kIsDataset = ".is_dataset";
 // Up to this many keys, scanning the metadata beats hashing the key.
 constexpr uint32_t kMaxScannedKeys = 16;
 
 size_t HashName(absl::string_view name) {
   return std::hash<std::string_view>()(std::string_view(name.data(), name.size()));
-}
-
-// Calls fn(key) for the keys of `metadata` ("name@@key@@key..."), empty
-// pieces skipped as TF's reader skips them, until fn returns false.
-template <typename Fn>
-void ForEachKey(absl::string_view metadata, Fn fn) {
-  size_t end = metadata.find(kDelimiter);
-  while (end != absl::string_view::npos) {
-    const size_t start = end + kDelimiter.size();
-    end = metadata.find(kDelimiter, start);
-    const absl::string_view key = metadata.substr(
-        start, end == absl::string_view::npos ? absl::string_view::npos : end - start);
-    if (!key.empty() && !fn(key)) return;
-  }
 }
 
 }  // namespace
@@ -80,7 +66,7 @@ absl::Status StateReader::Create(RestoredState* state, const std::string& source
   reader->slots_.assign(capacity, 0);
   for (size_t e = 0; e < num_entries; ++e) {
     const absl::string_view metadata = state->metadata(e);
-    const absl::string_view name = metadata.substr(0, metadata.find(kDelimiter));
+    const absl::string_view name = EntryName(metadata);
     reader->name_size_[e] = static_cast<uint32_t>(name.size());
     const uint64_t first = state->first_value[e];
     const uint64_t num_values = state->first_value[e + 1] - first;
@@ -109,17 +95,7 @@ absl::Status StateReader::Create(RestoredState* state, const std::string& source
       }
       if (has_dataset) {
         extra.data = std::make_unique<tensorflow::VariantTensorData>();
-        extra.data->set_type_name(state->type_names[state->type_name_ids[e]]);
-        extra.data->metadata_string() = std::string(metadata);
-        for (uint64_t v = first; v < first + num_values; ++v) {
-          Tensor* t = extra.data->add_tensors();
-          if (state->is_scalar(v)) {
-            *t = Tensor(tensorflow::DT_INT64, tensorflow::TensorShape({}));
-            t->scalar<int64_t>()() = state->scalar(v);
-          } else {
-            *t = state->tensor(v);
-          }
-        }
+        state->EntryData(e, extra.data.get());
         extra.tf_reader = std::make_unique<tensorflow::data::VariantTensorDataReader>(
             std::vector<const tensorflow::VariantTensorData*>{extra.data.get()});
       }
@@ -254,12 +230,7 @@ absl::Status StateReader::ReadTensor(tensorflow::FunctionLibraryRuntime* flr,
   if (extra != nullptr && extra->tf_reader != nullptr) {
     return extra->tf_reader->ReadTensor(flr, name, key, val);
   }
-  if (state_->is_scalar(v)) {
-    *val = Tensor(tensorflow::DT_INT64, tensorflow::TensorShape({}));
-    val->scalar<int64_t>()() = state_->scalar(v);
-  } else {
-    *val = state_->tensor(v);
-  }
+  *val = state_->value_tensor(v);
   return absl::OkStatus();
 }
 

@@ -2,15 +2,16 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "cc/state/entry_metadata.h"
 #include "tensorflow/core/data/serialization_utils.h"
 #include "tensorflow/core/framework/variant_tensor_data.h"
 
 namespace tfdata_checkpoint {
 namespace {
 
-constexpr char kDelimiter[] = "@@";
 constexpr char kIteratorTypeName[] = "tensorflow::Iterator";
 constexpr size_t kNameBlockBytes = 256 << 10;
 
@@ -24,10 +25,10 @@ StateWriter::~StateWriter() = default;
 absl::StatusOr<CapturedEntry*> StateWriter::AddKey(absl::string_view name,
                                                    absl::string_view key) {
   // The metadata could not be split back into keys.
-  if (key.find(kDelimiter) != absl::string_view::npos ||
-      name.find(kDelimiter) != absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "iterator state key '", name, "' / '", key, "' contains '", kDelimiter, "'"));
+  if (key.find(kMetadataDelimiter) != absl::string_view::npos ||
+      name.find(kMetadataDelimiter) != absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("iterator state key '", name, "' / '", key,
+                                                   "' contains '", kMetadataDelimiter, "'"));
   }
   CapturedEntry* entry = nullptr;
   // Saves write all keys of a name in a row: compare with the last one first.
@@ -56,7 +57,7 @@ absl::StatusOr<CapturedEntry*> StateWriter::AddKey(absl::string_view name,
     }
     last_entry_ = entry;
   }
-  entry->metadata.append(kDelimiter, 2);
+  entry->metadata.append(kMetadataDelimiter.data(), kMetadataDelimiter.size());
   entry->metadata.append(key.data(), key.size());
   return entry;
 }
@@ -102,20 +103,16 @@ absl::Status StateWriter::WriteDataset(absl::string_view name, absl::string_view
   std::vector<const tensorflow::VariantTensorData*> written;
   writer.GetData(&written);
   for (const tensorflow::VariantTensorData* data : written) {
-    const std::string& metadata = data->metadata_string();
-    // "name@@key@@key...": skip the name, then one key per tensor.
-    size_t pos = metadata.find(kDelimiter);
+    std::vector<absl::string_view> keys;
+    ForEachKey(data->metadata_string(), [&](absl::string_view written_key) {
+      keys.push_back(written_key);
+      return true;
+    });
+    if (keys.size() != static_cast<size_t>(data->tensors_size())) {
+      return absl::InternalError("unexpected metadata from VariantTensorDataWriter");
+    }
     for (int t = 0; t < data->tensors_size(); ++t) {
-      if (pos == std::string::npos) {
-        return absl::InternalError("unexpected metadata from VariantTensorDataWriter");
-      }
-      const size_t start = pos + 2;
-      pos = metadata.find(kDelimiter, start);
-      const absl::string_view sub_key =
-          absl::string_view(metadata).substr(start, pos == std::string::npos
-                                                        ? std::string::npos
-                                                        : pos - start);
-      absl::StatusOr<CapturedEntry*> entry = AddKey(name, sub_key);
+      absl::StatusOr<CapturedEntry*> entry = AddKey(name, keys[t]);
       if (!entry.ok()) return entry.status();
       (*entry)->values.emplace_back().tensor = data->tensors(t);
     }
