@@ -193,12 +193,12 @@ def test_multi_part_commits_only_when_every_part_has(tmp_path, iterator):
 
 def test_choose_for_model_step(tmp_path, iterator):
     r = make(tmp_path, max_to_keep=None)
-    assert r.choose_for_step(5) == (None, None, False)
+    assert r.choose_for_step(5) is None
     for step in (2, 4, 8):
         save(r, iterator, step)
-    assert r.choose_for_step(4) == (r.prefix(4), 4, True)
-    assert r.choose_for_step(7) == (r.prefix(4), 4, False)
-    assert r.choose_for_step(1) == (None, None, False)
+    assert r.choose_for_step(4) == 4
+    assert r.choose_for_step(7) == 4
+    assert r.choose_for_step(1) is None
 
 
 def test_works_on_ram_filesystem(iterator):

@@ -56,7 +56,8 @@ def sweep(retention: CheckpointRetention) -> list[str]:
     removed: list[str] = []
     uncommitted: set[int] = set()
     for part, directory, names in retention.part_listings():
-        shards_by_step: dict[int, list[str]] = {}
+        # Step -> (shard name, nonce of the save that wrote it).
+        shards_by_step: dict[int, list[tuple[str, str]]] = {}
         for name in names:
             match = pattern.fullmatch(name)
             if not match:
@@ -69,14 +70,14 @@ def sweep(retention: CheckpointRetention) -> list[str]:
             elif match.group(2):  # a temporary index
                 removed.append(join_path(directory, name))
             else:
-                shards_by_step.setdefault(step, []).append(name)
+                shards_by_step.setdefault(step, []).append((name, match.group(3)))
         for step, shards in shards_by_step.items():
-            nonces = {name.split(".data-", 1)[1].split("-", 1)[0] for name in shards}
-            if len(nonces) < 2:
+            if len({nonce for _, nonce in shards}) < 2:
                 continue  # Only the committed save's own shards.
             referenced = _referenced_shards(retention.part_prefix(step, part))
             if referenced is not None:
-                removed.extend(join_path(directory, n) for n in shards if n not in referenced)
+                removed.extend(
+                    join_path(directory, name) for name, _ in shards if name not in referenced)
     for step in sorted(uncommitted):
         for part in range(retention.num_parts):
             removed.append(retention.part_prefix(step, part) + ".*")

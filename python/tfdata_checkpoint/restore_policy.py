@@ -57,8 +57,8 @@ def _candidates(retention: CheckpointRetention, model_step: int | None) -> Itera
     # it), applied again below each choice for the fallbacks.
     below = model_step
     while below >= 0:
-        match = retention.choose_for_step(below)
-        if match.step is None:
+        step = retention.choose_for_step(below)
+        if step is None:
             if below == model_step and retention.committed_steps():
                 logger.warning(
                     "No input pipeline checkpoint at or before the model's step %d in %s "
@@ -67,8 +67,8 @@ def _candidates(retention: CheckpointRetention, model_step: int | None) -> Itera
                     retention.directory,
                 )
             return
-        yield match.step
-        below = match.step - 1
+        yield step
+        below = step - 1
 
 
 def restore_newest_good(

@@ -22,7 +22,6 @@ import logging
 import os
 import re
 from collections.abc import Iterator
-from typing import NamedTuple
 
 import tensorflow as tf
 from tensorflow.python.training.checkpoint_state_pb2 import CheckpointState
@@ -32,14 +31,6 @@ from tfdata_checkpoint.file_paths import join_path, remove_if_present
 from tfdata_checkpoint.index_format import IndexFormat, index_format
 
 logger = logging.getLogger(__name__)
-
-
-class StepMatch(NamedTuple):
-    """The checkpoint chosen for a model step (see `choose_for_step`)."""
-
-    prefix: str | None
-    step: int | None
-    exact: bool
 
 
 class CheckpointRetention:
@@ -217,21 +208,15 @@ class CheckpointRetention:
         steps = self.committed_steps()
         return self.prefix(steps[-1]) if steps else None
 
-    def choose_for_step(self, model_step: int) -> StepMatch:
-        """The checkpoint to restore for a model at global step `model_step`.
+    def choose_for_step(self, model_step: int) -> int | None:
+        """The step of the checkpoint to restore for a model at global step `model_step`.
 
-        The checkpoint of exactly `model_step` if committed; else the newest
-        (highest step) one before it, with `exact=False`; else none: every
-        checkpoint there is comes from a step the model has not reached.
+        `model_step` itself if its checkpoint is committed; else the newest
+        (highest) step before it; else None: every checkpoint there is comes
+        from a step the model has not reached.
         """
-        steps = self.committed_steps()
-        if model_step in steps:
-            return StepMatch(self.prefix(model_step), model_step, True)
-        earlier = [step for step in steps if step < model_step]
-        if not earlier:
-            return StepMatch(None, None, False)
-        step = max(earlier)
-        return StepMatch(self.prefix(step), step, False)
+        earlier = [step for step in self.committed_steps() if step <= model_step]
+        return max(earlier) if earlier else None
 
     def record(self, step: int) -> list[str]:
         """Records the newly committed checkpoint of `step` and prunes old ones.
