@@ -1,6 +1,8 @@
 // Registration of the tfdata-checkpoint ops. Kernels live in cc/kernels/.
 #include <initializer_list>
 
+#include "absl/strings/str_cat.h"
+
 #include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -26,6 +28,17 @@ absl::Status InputRanks(InferenceContext* c, std::initializer_list<int> ranks) {
 // The ops that take a scalar iterator and a scalar prefix, and output nothing.
 absl::Status IteratorAndPrefixShapes(InferenceContext* c) { return InputRanks(c, {0, 0}); }
 
+// The arguments SaveIteratorShards and SaveIterator share.
+constexpr char kSaveArgsDoc[] = R"doc(prefix: the checkpoint prefix; files are "<prefix>.index" and
+  "<prefix>.data-*". The checkpoint exists once "<prefix>.index" does.
+saved_prefix: `prefix`, once committed (or, if asynchronous, once captured).
+num_shards: number of shard files; 0 chooses from the size and the cores.
+fsync: sync shards, index and directory before the save counts as done.
+asynchronous: return once the state is captured; the files are written in the
+  background. WaitForIteratorShards (or the next save into the same
+  directory) waits for it and raises its error.
+)doc";
+
 }  // namespace
 
 REGISTER_OP("SaveIteratorShards")
@@ -41,19 +54,12 @@ REGISTER_OP("SaveIteratorShards")
       c->set_output(0, c->Scalar());
       return absl::OkStatus();
     })
-    .Doc(R"doc(
+    .Doc(absl::StrCat(R"doc(
 Writes the state of a tf.data iterator as a sharded checkpoint.
 
 state: the 1-D variant tensor that SerializeIterator returns.
-prefix: the checkpoint prefix; files are "<prefix>.index" and
-  "<prefix>.data-*". The checkpoint exists once "<prefix>.index" does.
-saved_prefix: `prefix`, once committed (or, if asynchronous, once captured).
-num_shards: number of shard files; 0 chooses from the size and the cores.
-fsync: sync shards, index and directory before the save counts as done.
-asynchronous: return once the state is captured; the files are written in the
-  background. WaitForIteratorShards (or the next save into the same
-  directory) waits for it and raises its error.
-)doc");
+)doc",
+                      kSaveArgsDoc));
 
 REGISTER_OP("SaveIterator")
     .Input("iterator: resource")
@@ -69,7 +75,7 @@ REGISTER_OP("SaveIterator")
       c->set_output(0, c->Scalar());
       return absl::OkStatus();
     })
-    .Doc(R"doc(
+    .Doc(absl::StrCat(R"doc(
 Saves the state of a tf.data iterator as a sharded checkpoint.
 
 Calls the iterator's own Save with a writer that keeps every buffered tensor
@@ -77,16 +83,9 @@ by reference (no SerializeIterator, no copy), then writes the files like
 SaveIteratorShards.
 
 iterator: the iterator resource.
-prefix: the checkpoint prefix; files are "<prefix>.index" and
-  "<prefix>.data-*". The checkpoint exists once "<prefix>.index" does.
-saved_prefix: `prefix`, once committed (or, if asynchronous, once captured).
 external_state_policy: 0 warn, 1 ignore, 2 fail (as SerializeIterator).
-num_shards: number of shard files; 0 chooses from the size and the cores.
-fsync: sync shards, index and directory before the save counts as done.
-asynchronous: return once the state is captured; the files are written in the
-  background. WaitForIteratorShards (or the next save into the same
-  directory) waits for it and raises its error.
-)doc");
+)doc",
+                      kSaveArgsDoc));
 
 REGISTER_OP("RestoreIterator")
     .Input("iterator: resource")
