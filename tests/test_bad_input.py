@@ -5,15 +5,16 @@ from __future__ import annotations
 import itertools
 import pathlib
 
-import index_codec
 import pytest
 import tensorflow as tf
-import tfdata_checkpoint as tc
-from conftest import assert_elements_equal, take
-from hook_sessions import shuffled_dataset, train
-from pipelines import PIPELINES
 from tensorflow.python.data.util import structure
-from tfdata_checkpoint.iterator_state import describe_checkpoint
+
+import tfdata_checkpoint as tc
+from tests.support import index_codec
+from tests.support.hook_sessions import shuffled_dataset, train
+from tests.support.pipelines import PIPELINES
+from tests.support.streams import assert_elements_equal, take
+from tfdata_checkpoint._src.iterator_state import describe_checkpoint
 
 
 def _fits(saved_as, restored_into):

@@ -1,4 +1,5 @@
-"""Builds the C++ unit tests (shard planner, index and tensor codecs) and runs them."""
+"""Builds the C++ unit tests (shard planner, piece layout, index and tensor codecs, state, checkpoint
+files) and runs them."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def cc_build(tmp_path_factory):
         check=True, env=env, capture_output=True,
     )
     targets = ["shard_plan_test", "checkpoint_index_test", "tensor_codec_test", "crc32c_test",
-               "state_test"]
+               "piece_layout_test", "state_test", "checkpoint_io_test", "incremental_io_test"]
     result = subprocess.run(
         [cmake, "--build", str(build), "--parallel", "2", "--target", *targets],
         check=False, env=env, capture_output=True, text=True,
@@ -39,7 +40,8 @@ def cc_build(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "name",
-    ["shard_plan_test", "checkpoint_index_test", "tensor_codec_test", "crc32c_test", "state_test"],
+    ["shard_plan_test", "checkpoint_index_test", "tensor_codec_test", "crc32c_test",
+     "piece_layout_test", "state_test", "checkpoint_io_test", "incremental_io_test"],
 )
 def test_cc_unit(cc_build, name):
     result = subprocess.run(

@@ -23,10 +23,12 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
+
 import tfdata_checkpoint as tc
-from hook_sessions import shuffled_dataset, train
-from pipelines import PIPELINES
-from tfdata_checkpoint import cli
+from tests.support.damage import flip_byte
+from tests.support.hook_sessions import shuffled_dataset, train
+from tests.support.pipelines import PIPELINES
+from tfdata_checkpoint.tools import cli
 
 STEPS = (10, 20, 30)
 FOLLOWING = 8
@@ -87,19 +89,11 @@ def _faults(directory, rng):
         for offset in offsets:
             mask = rng.randrange(1, 256)
             faults.append((kind, name, f"byte {offset} ^ {mask:#04x}",
-                           lambda p, o=offset, m=mask: _flip(p, o, m)))
+                           lambda p, o=offset, m=mask: flip_byte(p, o, m)))
         for length in lengths:
             faults.append((kind, name, f"truncated to {length}",
                            lambda p, n=length: _truncate(p, n)))
     return faults
-
-
-def _flip(path, offset, mask):
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        byte = f.read(1)[0]
-        f.seek(offset)
-        f.write(bytes([byte ^ mask]))
 
 
 def _truncate(path, length):
@@ -164,7 +158,7 @@ def test_fallback_never_picks_a_checkpoint_newer_than_the_model(pristine, tmp_pa
     source, streams = pristine
     directory = tmp_path / "d"
     shutil.copytree(source, directory)
-    _flip(directory / "input.ckpt-20.index", 40, 0x10)
+    flip_byte(str(directory / "input.ckpt-20.index"), 40, 0x10)
     fresh = iter(dataset())
     with caplog.at_level(logging.WARNING, logger="tfdata_checkpoint"):
         prefix = tc.IteratorCheckpointManager(
@@ -242,7 +236,7 @@ def _hook_checkpoints(directory):
 def _damage_part(directory, step, part):
     sub = directory if part == 0 else directory / f"input.ckpt.iterator{part}"
     shard = min(n for n in os.listdir(sub) if n.startswith(f"input.ckpt-{step}.data-"))
-    _flip(sub / shard, 0, 0xFF)
+    flip_byte(str(sub / shard), 0, 0xFF)
     return shard
 
 

@@ -11,10 +11,13 @@ import textwrap
 
 import pytest
 import tensorflow as tf
+
 import tfdata_checkpoint as tc
-from conftest import assert_elements_equal, take
-from index_codec import with_crc
-from pipelines import PIPELINES, big_shuffle_buffer
+from tests.support.damage import flip_byte
+from tests.support.index_codec import with_crc
+from tests.support.pipelines import PIPELINES, big_shuffle_buffer
+from tests.support.streams import assert_elements_equal, take
+from tests.support.subprocesses import child_env
 
 
 @pytest.fixture
@@ -37,14 +40,6 @@ def _shards(prefix):
     return sorted(tf.io.gfile.glob(prefix + ".data-*"))
 
 
-def _flip_byte(path, offset):
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        b = f.read(1)
-        f.seek(offset)
-        f.write(bytes([b[0] ^ 0x01]))
-
-
 def test_missing_checkpoint_is_not_found(tmp_path):
     with pytest.raises(tf.errors.NotFoundError, match="nothing-here.index"):
         _restore(str(tmp_path / "nothing-here"))
@@ -54,7 +49,7 @@ def test_missing_checkpoint_is_not_found(tmp_path):
 def test_flipped_byte_in_each_shard_is_data_loss_naming_it(saved, shard):
     prefix, _ = saved
     path = _shards(prefix)[shard]
-    _flip_byte(path, os.path.getsize(path) // 2)
+    flip_byte(path, os.path.getsize(path) // 2, 0x01)
     with pytest.raises(tf.errors.DataLossError, match=os.path.basename(path)):
         _restore(prefix)
     with pytest.raises(tf.errors.DataLossError, match=os.path.basename(path)):
@@ -84,7 +79,7 @@ def test_every_flipped_index_byte_is_detected(saved):
     original = index.read_bytes()
     size = len(original)
     for offset in list(range(64)) + list(range(64, size, max(1, size // 50))):
-        _flip_byte(index, offset)
+        flip_byte(index, offset, 0x01)
         with pytest.raises(tf.errors.DataLossError, match="ckpt.index"):
             _restore(prefix)
         index.write_bytes(original)
@@ -105,10 +100,10 @@ def test_unknown_major_version_is_rejected_clearly(saved):
     prefix, _ = saved
     index = pathlib.Path(prefix + ".index")
     data = bytearray(index.read_bytes())
-    data[8:12] = struct.pack("<I", 2)
+    data[8:12] = struct.pack("<I", 3)
     # With its checksum intact it is a newer format, not damage.
     index.write_bytes(with_crc(bytes(data[:-4])))
-    with pytest.raises(tf.errors.UnimplementedError, match="format version 2"):
+    with pytest.raises(tf.errors.UnimplementedError, match="format version 3"):
         _restore(prefix)
     # Without, it is damage.
     index.write_bytes(bytes(data))
@@ -187,10 +182,9 @@ def test_background_failure_is_raised_once_and_not_lost(tmp_path):
 
 _FAILING_SAVE = textwrap.dedent(
     """
-    import resource, signal, sys
-    sys.path.insert(0, {tests!r})
+    import resource, signal
     import tensorflow as tf
-    from pipelines import big_shuffle_buffer
+    from tests.support.pipelines import big_shuffle_buffer
     import tfdata_checkpoint as tc
     it = iter(big_shuffle_buffer(num_elements=16))
     next(it)
@@ -214,10 +208,9 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path):
     tc.save_iterator(it, prefix, num_shards=1)
     expected = take(it, 8)
     before = sorted(os.listdir(tmp_path))
-    tests_dir = os.path.dirname(os.path.abspath(__file__))
     out = subprocess.run(
-        [sys.executable, "-c", _FAILING_SAVE.format(tests=tests_dir, prefix=prefix)],
-        check=False, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-c", _FAILING_SAVE.format(prefix=prefix)],
+        check=False, capture_output=True, text=True, timeout=300, env=child_env(),
     )
     assert "FAILED:" in out.stdout, out.stdout + out.stderr
     assert "ckpt.data-" in out.stdout  # the error names the file it could not write

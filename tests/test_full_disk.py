@@ -21,73 +21,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import textwrap
 
 import pytest
 
-SCENARIO = textwrap.dedent(
-    """
-    import json, os, resource, signal, sys
-    import tensorflow as tf
-    import tfdata_checkpoint as tc
-    from tfdata_checkpoint import state_file
-
-    root, mechanism = sys.argv[1], sys.argv[2]
-
-    def dataset():
-        # Elements 0-7 are 4 KiB, later ones 2 MiB: the shuffle buffer's state
-        # grows from ~20 KiB at step 1 to ~10 MiB at step 10.
-        size = lambda x: tf.where(x < 8, 1024, 512 * 1024)
-        return (tf.data.Dataset.range(1000)
-                .map(lambda x: tf.fill([size(x)], tf.cast(x, tf.float32)))
-                .shuffle(4, seed=3))
-
-    def first_values(iterator, n):
-        return [float(next(iterator)[0]) for _ in range(n)]
-
-    if mechanism == "rlimit":
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
-
-    report = {}
-    for mode in ("sync", "async"):
-        directory = os.path.join(root, mode)
-        iterator = iter(dataset())
-        manager = tc.IteratorCheckpointManager(
-            iterator, directory, async_save=mode == "async", num_shards=2, max_to_keep=3)
-        next(iterator)
-        manager.save(1)
-        manager.wait()
-        first_values(iterator, 9)
-        error = None
-        try:
-            manager.save(10)
-            manager.wait()
-        except tf.errors.OpError as e:
-            error = [type(e).__name__, e.message]
-        names = sorted(os.listdir(directory))
-        latest = manager.latest_checkpoint
-        state = state_file.read(directory, "checkpoint_input", strict=True)
-        tc.ops.describe_iterator_shards(latest, verify=True)
-        restored = iter(dataset())
-        tc.IteratorCheckpointManager(restored, directory).restore_or_initialize()
-        baseline = iter(dataset())
-        first_values(baseline, 1)
-        same = first_values(restored, 3) == first_values(baseline, 3)
-        # A save that fits still works afterwards (the small state of a fresh iterator).
-        small = iter(dataset())
-        next(small)
-        later = tc.IteratorCheckpointManager(small, directory, async_save=False, num_shards=2)
-        later.save(11)
-        report[mode] = {
-            "error": error, "names": names, "latest": latest,
-            "state_latest": state.model_checkpoint_path, "restored_exactly": same,
-            "after": later.latest_checkpoint,
-        }
-    print("REPORT " + json.dumps(report))
-    """
-)
+from tests.support.subprocesses import child_env, worker_command
 
 
 def _unshare_tmpfs_works() -> str | None:
@@ -104,18 +41,15 @@ def _unshare_tmpfs_works() -> str | None:
 
 
 def _run(mechanism: str, root: str) -> dict:
-    script = os.path.join(root, "scenario.py")
-    with open(script, "w") as f:
-        f.write(SCENARIO)
     data = os.path.join(root, "data")
     os.makedirs(data)
-    command = [sys.executable, script, data, mechanism]
+    command = worker_command("full_disk_scenario", data, mechanism)
     if mechanism == "tmpfs":
         # The tmpfs exists only inside the namespace, for the child's lifetime.
         command = ["unshare", "-rm", "sh", "-c",
                    'mount -t tmpfs -o size=3m tmpfs "$0" && exec "$@"', data, *command]
     out = subprocess.run(command, check=False, capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                         env=child_env(TF_CPP_MIN_LOG_LEVEL="2"))
     lines = [line for line in out.stdout.splitlines() if line.startswith("REPORT ")]
     assert out.returncode == 0 and lines, out.stdout[-2000:] + out.stderr[-4000:]
     return json.loads(lines[-1][len("REPORT "):])

@@ -6,60 +6,17 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import textwrap
 import time
 
 import pytest
 import tensorflow as tf
+
 import tfdata_checkpoint as tc
-from tfdata_checkpoint.retention import CheckpointRetention
-
-# Shared by the child and this process. ~1 MiB elements in a 48-element
-# shuffle buffer plus prefetch: a ~50 MiB state, written with fsync, so that
-# a write takes long enough for the kill to land in the middle of one.
-DATASET_CODE = textwrap.dedent(
-    """
-    import tensorflow as tf
-
-    def make_dataset(index=0):
-        del index
-        return (
-            tf.data.Dataset.range(1_000_000)
-            .map(lambda x: (x, tf.fill([256 * 1024], tf.cast(x, tf.float32))))
-            .shuffle(48, seed=11)
-            .prefetch(4)
-        )
-    """
-)
-
-CHILD_CODE = DATASET_CODE + textwrap.dedent(
-    """
-    import sys
-    import tfdata_checkpoint as tc
-
-    directory = sys.argv[1]
-    with tf.Graph().as_default():
-        global_step = tf.compat.v1.train.get_or_create_global_step()
-        element_id, _ = tf.compat.v1.data.make_one_shot_iterator(make_dataset()).get_next()
-        train_op = global_step.assign_add(1)
-        hook = tc.CheckpointInputPipelineHook(
-            checkpoint_dir=directory, save_steps=1, max_to_keep=3, num_shards=2)
-        with tf.compat.v1.train.MonitoredTrainingSession(
-                hooks=[hook], save_summaries_steps=None, save_summaries_secs=None,
-                log_step_count_steps=None) as session:
-            while True:
-                session.run([element_id, train_op])
-    """
-)
+from tests.support.hook_crash_pipeline import make_dataset
+from tests.support.subprocesses import child_env, worker_command
+from tfdata_checkpoint._src.retention import CheckpointRetention
 
 BASENAME = "input.ckpt"
-
-
-def namespace():
-    scope: dict = {}
-    exec(DATASET_CODE, scope)  # noqa: S102 - our own constant code
-    return scope
 
 
 def uncommitted_data_files(directory):
@@ -78,13 +35,13 @@ def committed(directory):
     return [n for n in os.listdir(directory) if n.endswith(".index")]
 
 
-def kill_mid_write(directory, script, deadline_s=120.0):
+def kill_mid_write(directory, deadline_s=120.0):
     """Starts the child; SIGKILLs it while a write is in flight after 3 commits."""
     child = subprocess.Popen(
-        [sys.executable, script, directory],
+        worker_command("hook_crash_training", directory),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        env=child_env(TF_CPP_MIN_LOG_LEVEL="2"),
     )
     try:
         deadline = time.monotonic() + deadline_s
@@ -107,13 +64,11 @@ def kill_mid_write(directory, script, deadline_s=120.0):
 
 
 def test_killed_mid_write_resumes_from_last_committed(tmp_path):
-    script = tmp_path / "child.py"
-    script.write_text(CHILD_CODE)
     # The write seen in flight may still finish between the look and the kill;
     # try again a few times so that the kill lands mid-write.
     for attempt in range(3):
         directory = str(tmp_path / f"run{attempt}")
-        kill_mid_write(directory, str(script))
+        kill_mid_write(directory)
         leftovers = uncommitted_data_files(directory)
         if leftovers:
             break
@@ -130,7 +85,6 @@ def test_killed_mid_write_resumes_from_last_committed(tmp_path):
     json_description = tc.ops.describe_iterator_shards(latest, verify=True)
     assert b"shards" in json_description.numpy()
 
-    make_dataset = namespace()["make_dataset"]
     # Far enough for the resumed run's commits to pass the killed write's step.
     resume_steps = max(6, max(in_flight) + 2)
     # The stream after `step` elements, uninterrupted.

@@ -9,6 +9,7 @@ import os
 
 import pytest
 import tensorflow as tf
+
 import tfdata_checkpoint as tc
 
 if not hasattr(tf, "estimator") or not hasattr(tf.estimator, "Estimator"):

@@ -13,8 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 import tensorflow as tf
+
 import tfdata_checkpoint as tc
-from hook_sessions import (
+from tests.support.hook_sessions import (
     FakeClock,
     ReleaseOnLog,
     join_background_waits,
@@ -23,7 +24,8 @@ from hook_sessions import (
     train,
     train_until_crash,
 )
-from tfdata_checkpoint import background_writes
+from tests.support.subprocesses import child_env
+from tfdata_checkpoint._src import background_writes
 
 LATEST = "checkpoint_input"
 
@@ -290,11 +292,9 @@ def test_works_with_eager_execution_disabled(tmp_path):
     """TF1-style programs: background writes are still waited for and surfaced."""
     code = textwrap.dedent(
         f"""
-        import sys
         import tensorflow as tf
         tf.compat.v1.disable_eager_execution()
-        sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
-        from hook_sessions import train
+        from tests.support.hook_sessions import train
         import tfdata_checkpoint as tc
         expected = train(9)
         seen = []
@@ -311,7 +311,7 @@ def test_works_with_eager_execution_disabled(tmp_path):
         text=True,
         timeout=300,
         check=False,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        env=child_env(TF_CPP_MIN_LOG_LEVEL="2"),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "resumed exactly" in result.stdout

@@ -3,7 +3,7 @@
 60 trials (20 synchronous manager, 20 background manager, 20 hook with two
 iterators and background writes). Each trial is a real process, saving a
 checkpoint per step back to back, SIGKILLed a random delay after its first
-commit (kill_zygote.py forks the processes). Afterwards, for every trial:
+commit (workers/kill_zygote.py forks the processes). Afterwards, for every trial:
 
 - every committed checkpoint in the directory verifies (every checksum);
 - the state file is undamaged;
@@ -11,7 +11,7 @@ commit (kill_zygote.py forks the processes). Afterwards, for every trial:
   what an uninterrupted pipeline yields after that step;
 - the files of the killed save are not a checkpoint, and the next save
   removes them: afterwards every file of the basename belongs to a
-  committed checkpoint.
+  committed checkpoint (its own, or referenced by it: saves are incremental).
 
 The delays are seeded: TFDC_KILL_SEED=<seed> reruns the same trials (the seed
 is printed, and in every failure message).
@@ -24,16 +24,18 @@ import os
 import random
 import re
 import subprocess
-import sys
 import time
 
 import tensorflow as tf
+
 import tfdata_checkpoint as tc
-from kill_pipeline import make_dataset
-from tfdata_checkpoint import atomic_restore, state_file
-from tfdata_checkpoint.background_writes import CheckpointWrites
-from tfdata_checkpoint.iterator_state import save_iterator
-from tfdata_checkpoint.retention import CheckpointRetention
+from tests.support.kill_pipeline import make_dataset
+from tests.support.subprocesses import child_env, worker_command
+from tfdata_checkpoint._src import atomic_restore
+from tfdata_checkpoint._src.background_writes import CheckpointWrites
+from tfdata_checkpoint._src.iterator_state import save_iterator
+from tfdata_checkpoint._src.retention import CheckpointRetention
+from tfdata_checkpoint._src.storage import state_file
 
 TRIALS_PER_MODE = {"sync": 20, "async": 20, "hook": 20}
 MAX_DELAY_S = 0.4
@@ -44,23 +46,29 @@ FOLLOWING = 4  # elements compared after the restored step
 
 
 def _files_not_of_a_committed_checkpoint(retention: CheckpointRetention) -> list[str]:
-    """Files of the basename that no committed checkpoint's index references."""
+    """Files of the basename that no committed checkpoint's index references.
+
+    A checkpoint references its own shards, and (incremental saves) shards of
+    earlier checkpoints, deleted or not, that hold tensors it did not write again.
+    """
     stray = []
     for part in range(retention.num_parts):
         directory = retention.part_directory(part)
+        needed = set()
+        for step in retention.committed_steps():
+            info = json.loads(tc.ops.describe_iterator_shards(
+                retention.part_prefix(step, part)).numpy())
+            needed |= {s["name"] for s in info["shards"]}
+            needed |= set(info.get("referenced_files", []))
         for name in tf.io.gfile.listdir(directory):
             match = re.fullmatch(re.escape(BASENAME) + r"-(\d+)\.(.*)", name)
             if not match:
                 continue
             step, rest = int(match.group(1)), match.group(2)
-            if not retention.is_committed(step):
-                stray.append(name)
-            elif rest.startswith("data-"):
-                prefix = retention.part_prefix(step, part)
-                shards = json.loads(tc.ops.describe_iterator_shards(prefix).numpy())["shards"]
-                if name not in {s["name"] for s in shards}:
+            if rest.startswith("data-"):
+                if name not in needed:
                     stray.append(name)
-            elif rest != "index":
+            elif rest != "index" or not retention.is_committed(step):
                 stray.append(name)
     names = tf.io.gfile.listdir(retention.directory)
     stray += [n for n in names if n.startswith(LATEST) and n != LATEST]
@@ -83,8 +91,12 @@ def _expected(index: int, step: int) -> list[int]:
     return ids[step:]
 
 
-def _check_trial(trial: dict, seed: int) -> bool:
-    """Checks one killed trial's directory; returns whether the kill hit a write."""
+def _check_trial(trial: dict, seed: int) -> tuple[bool, bool]:
+    """Checks one killed trial's directory.
+
+    Returns whether the kill hit a write, and whether the latest checkpoint is
+    incremental (reads shards of earlier ones).
+    """
     where = f"seed {seed}, trial {trial}"
     parts = 2 if trial["mode"] == "hook" else 1
     retention = CheckpointRetention(trial["dir"], BASENAME, latest_filename=LATEST,
@@ -92,6 +104,8 @@ def _check_trial(trial: dict, seed: int) -> bool:
     leftovers = _files_not_of_a_committed_checkpoint(retention)
     steps = retention.committed_steps()
     assert steps, f"no committed checkpoint survived: {where}"
+    incremental = bool(json.loads(tc.ops.describe_iterator_shards(
+        retention.prefix(steps[-1])).numpy()).get("referenced_files"))
     for step in steps:
         for part in range(parts):
             tc.ops.describe_iterator_shards(retention.part_prefix(step, part), verify=True)
@@ -117,7 +131,7 @@ def _check_trial(trial: dict, seed: int) -> bool:
     writes.release()
     assert _files_not_of_a_committed_checkpoint(retention) == [], where
     assert retention.latest() == retention.prefix(latest + FOLLOWING), where
-    return bool(leftovers)
+    return bool(leftovers), incremental
 
 
 def test_sigkill_during_saves_never_loses_the_latest_checkpoint(tmp_path):
@@ -133,11 +147,10 @@ def test_sigkill_during_saves_never_loses_the_latest_checkpoint(tmp_path):
     rng.shuffle(trials)  # modes mixed in the parallel batches
     spec = tmp_path / "trials.json"
     spec.write_text(json.dumps(trials))
-    tests = os.path.dirname(os.path.abspath(__file__))
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = child_env(OPENBLAS_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")
     out = subprocess.run(
-        [sys.executable, os.path.join(tests, "kill_zygote.py"), str(spec), str(PARALLEL)],
-        check=False, capture_output=True, text=True, timeout=900, env=env, cwd=tests,
+        worker_command("kill_zygote", spec, PARALLEL),
+        check=False, capture_output=True, text=True, timeout=900, env=env,
     )
     assert out.returncode == 0, f"seed {seed}: {out.stderr[-3000:]}"
     reports = {r["id"]: r for r in map(json.loads, out.stdout.splitlines())}
@@ -147,14 +160,21 @@ def test_sigkill_during_saves_never_loses_the_latest_checkpoint(tmp_path):
     assert len(reports) == len(trials)
 
     mid_write = {mode: 0 for mode in TRIALS_PER_MODE}
+    incremental = {mode: 0 for mode in TRIALS_PER_MODE}
     for trial in sorted(trials, key=lambda t: t["id"]):
-        mid_write[trial["mode"]] += _check_trial(trial, seed)
+        hit_a_write, latest_incremental = _check_trial(trial, seed)
+        mid_write[trial["mode"]] += hit_a_write
+        incremental[trial["mode"]] += latest_incremental
     print(f"SIGKILL trials: {len(trials)} run ({TRIALS_PER_MODE}), {len(trials)} killed, "
           f"killed mid-write (leftover files found) {mid_write}, "
+          f"latest checkpoint incremental {incremental}, "
           f"latest restored and verified {len(trials)}, lost 0")
     # Saves run back to back, so most kills land inside a write; if none
     # did, the trials would not test what they claim to.
     assert sum(mid_write.values()) > 0, f"seed {seed}: no kill landed mid-write"
+    # The writers save incrementally (their default): the trials must have
+    # killed such saves and restored such checkpoints, in every mode.
+    assert all(incremental.values()), f"seed {seed}: no incremental checkpoint in {incremental}"
 
 
 def test_restored_payloads_match(tmp_path):

@@ -15,12 +15,13 @@ from types import SimpleNamespace
 
 import pytest
 import tensorflow as tf
+
 import tfdata_checkpoint as tc
-from hook_sessions import shuffled_dataset, train
-from tfdata_checkpoint.file_paths import join_path
-from tfdata_checkpoint.index_format import IndexFormat, index_format
-from tfdata_checkpoint.retention import CheckpointRetention
-from tfdata_checkpoint.tf_bundle_checkpoints import match_keys
+from tests.support.hook_sessions import shuffled_dataset, train
+from tfdata_checkpoint._src.layout import join_path
+from tfdata_checkpoint._src.retention import CheckpointRetention
+from tfdata_checkpoint._src.storage.index_format import IndexFormat, index_format
+from tfdata_checkpoint._src.tf_bundle_checkpoints import match_keys
 
 HAS_TF_HOOK = hasattr(tf.data.experimental, "CheckpointInputPipelineHook")
 HAS_ESTIMATOR = hasattr(tf, "estimator") and hasattr(tf.estimator, "Estimator")
@@ -253,7 +254,7 @@ def test_cli_skips_tf_bundles_in_a_directory(tmp_path):
     write_with_saver(directory, [1])
     tc.save_iterator(iter(shuffled_dataset()), join_path(directory, "input.ckpt-2"))
     out = subprocess.run(
-        [sys.executable, "-m", "tfdata_checkpoint.cli", "verify", directory],
+        [sys.executable, "-m", "tfdata_checkpoint.tools.cli", "verify", directory],
         check=False,
         capture_output=True,
         text=True,

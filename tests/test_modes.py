@@ -8,10 +8,12 @@ import sys
 import textwrap
 
 import tensorflow as tf
-import tfdata_checkpoint as tc
-from conftest import assert_elements_equal, take
-from pipelines import PIPELINES
 from tensorflow.python.ops import gen_dataset_ops
+
+import tfdata_checkpoint as tc
+from tests.support.pipelines import PIPELINES
+from tests.support.streams import assert_elements_equal, take
+from tests.support.subprocesses import child_env
 
 
 def test_graph_mode_v1_iterator(tmp_path):
@@ -109,9 +111,8 @@ def test_describe_reports_the_checkpoint(tmp_path):
 
 _CHILD = textwrap.dedent(
     """
-    import sys, numpy as np, tensorflow as tf
-    sys.path.insert(0, {tests!r})
-    from pipelines import PIPELINES
+    import numpy as np, tensorflow as tf
+    from tests.support.pipelines import PIPELINES
     import tfdata_checkpoint as tc
     it = iter(PIPELINES["mixed_dtypes"]())
     tc.restore_iterator(it, {prefix!r})
@@ -130,9 +131,8 @@ def test_restore_in_a_fresh_process(tmp_path):
     expected = [
         repr({k: v.numpy().tolist() for k, v in sorted(e.items())}) for e in take(it, 12)
     ]
-    tests_dir = str(__import__("pathlib").Path(__file__).parent)
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD.format(tests=tests_dir, prefix=prefix)],
-        capture_output=True, text=True, timeout=300, check=True,
+        [sys.executable, "-c", _CHILD.format(prefix=prefix)],
+        capture_output=True, text=True, timeout=300, check=True, env=child_env(),
     )
     assert out.stdout.strip().splitlines() == expected

@@ -1,6 +1,6 @@
 """Multi-worker: task prefixes, and a loopback cluster whose worker is killed and resumes.
 
-Chief, worker and parameter server run as separate processes (`cluster_task.py`)
+Chief, worker and parameter server run as separate processes (`workers/cluster_task.py`)
 with `TF_CONFIG` on 127.0.0.1 ports: through `tf.estimator.train_and_evaluate`
 (TF <= 2.15) and through `tf.distribute.Server` + `MonitoredTrainingSession`
 (any TF). Each trainer records the ids of the elements it trained on. After the
@@ -22,37 +22,24 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import tensorflow as tf
-import tfdata_checkpoint as tc
-from cluster_task import make_dataset
-from hook_sessions import range_dataset, train, train_until_crash
-from tfdata_checkpoint.multi_worker import Task, task_from_tf_config
-from tfdata_checkpoint.retention import CheckpointRetention
 
-TASK_SCRIPT = str(Path(__file__).with_name("cluster_task.py"))
+import tfdata_checkpoint as tc
+from tests.support.cluster_pipeline import make_dataset
+from tests.support.hook_sessions import range_dataset, train, train_until_crash
+from tests.support.ports import free_loopback_ports
+from tests.support.subprocesses import child_env, worker_command
+from tfdata_checkpoint._src.multi_worker import Task, task_from_tf_config
+from tfdata_checkpoint._src.retention import CheckpointRetention
+
 DEADLINE_S = 150  # for each wait; cluster_task.py's watchdog ends every process anyway
 HAS_ESTIMATOR = hasattr(tf, "estimator") and hasattr(tf.estimator, "Estimator")
-
-
-def free_loopback_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 class Cluster:
@@ -74,19 +61,18 @@ class Cluster:
 
     def start(self, task_type: str, run: int = 1) -> subprocess.Popen:
         name = f"{task_type}.run{run}"
-        env = {
-            **os.environ,
-            "TF_CPP_MIN_LOG_LEVEL": "2",
-            "TF_CONFIG": json.dumps(
+        env = child_env(
+            TF_CPP_MIN_LOG_LEVEL="2",
+            TF_CONFIG=json.dumps(
                 {"cluster": self.cluster, "task": {"type": task_type, "index": 0}}
             ),
-        }
+        )
         log = self.root / f"{name}.log"
         self.logs[name] = log
         with open(log, "w") as out:
             process = subprocess.Popen(
-                [sys.executable, TASK_SCRIPT, self.mode, self.model_dir,
-                 str(self.records(task_type, run)), self.stop_file],
+                worker_command("cluster_task", self.mode, self.model_dir,
+                               self.records(task_type, run), self.stop_file),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -361,8 +347,8 @@ def test_non_chief_restores_its_newest_before_the_shared_step_without_warning(tm
     assert "newest input pipeline checkpoint at or before the shared global step 9" in caplog.text
     # The chief's warning about a model step without its input checkpoint is not given.
     # (Only the restore's loggers: a save may warn that it waited for the previous write.)
-    restore_loggers = ("tfdata_checkpoint.hook", "tfdata_checkpoint.retention",
-                       "tfdata_checkpoint.multi_worker")
+    restore_loggers = ("tfdata_checkpoint.hook", "tfdata_checkpoint._src.retention",
+                       "tfdata_checkpoint._src.multi_worker")
     assert "No input pipeline checkpoint for the model" not in caplog.text
     assert not [
         r for r in caplog.records if r.name in restore_loggers and r.levelno >= logging.WARNING

@@ -8,7 +8,8 @@ import textwrap
 
 import pytest
 import tensorflow as tf
-from tfdata_checkpoint import _op_library
+
+from tfdata_checkpoint._src import op_library as _op_library
 
 
 def test_built_version_is_the_installed_one():

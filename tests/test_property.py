@@ -5,10 +5,11 @@ from __future__ import annotations
 import tempfile
 
 import tensorflow as tf
-import tfdata_checkpoint as tc
-from conftest import assert_elements_equal, take
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import tfdata_checkpoint as tc
+from tests.support.streams import assert_elements_equal, take
 
 _STAGES = {
     "map": lambda ds, k: ds.map(lambda x: x * (k + 2)),

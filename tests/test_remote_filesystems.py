@@ -8,8 +8,9 @@ migration on ram:// in test_migration.py.)
 from __future__ import annotations
 
 import tensorflow as tf
+
 import tfdata_checkpoint as tc
-from hook_sessions import train, train_until_crash
+from tests.support.hook_sessions import train, train_until_crash
 
 
 def index_steps(directory, basename):

@@ -6,8 +6,9 @@ import os
 
 import pytest
 import tensorflow as tf
+
 import tfdata_checkpoint as tc
-from tfdata_checkpoint.retention import CheckpointRetention
+from tfdata_checkpoint._src.retention import CheckpointRetention
 
 BASENAME = "input.ckpt"
 LATEST = "checkpoint_input"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import tensorflow as tf
+
 import tfdata_checkpoint as tc
-from conftest import assert_elements_equal, take
-from pipelines import PIPELINES, big_shuffle_buffer
+from tests.support.pipelines import PIPELINES, big_shuffle_buffer
+from tests.support.streams import assert_elements_equal, take
 
 
 def _check_resume(make_dataset, prefix, skip, compare=30, **save_kwargs):

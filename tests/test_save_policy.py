@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import tensorflow as tf
-from tfdata_checkpoint.save_policy import SavePolicy
+
+from tfdata_checkpoint._src.policy.save_policy import SavePolicy
 
 
 class FakeClock:

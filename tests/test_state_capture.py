@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import pytest
 import tensorflow as tf
-import tfdata_checkpoint as tc
-from conftest import assert_elements_equal, take
 from tensorflow.python.ops import gen_dataset_ops
+
+import tfdata_checkpoint as tc
+from tests.support.streams import assert_elements_equal, take
 
 
 def _windows_in_a_shuffle_buffer():

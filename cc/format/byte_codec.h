@@ -12,6 +12,21 @@
 
 namespace tfdata_checkpoint {
 
+// The low `width` bytes of `v` at `dst`, least significant first: the byte
+// order of every integer in the index and in string-list tensors.
+inline void StoreLittleEndian(uint64_t v, int width, char* dst) {
+  for (int i = 0; i < width; ++i) dst[i] = static_cast<char>(v >> (8 * i));
+}
+
+// The `width`-byte little-endian integer at `src`.
+inline uint64_t LoadLittleEndian(const char* src, int width) {
+  uint64_t x = 0;
+  for (int i = 0; i < width; ++i) {
+    x |= static_cast<uint64_t>(static_cast<uint8_t>(src[i])) << (8 * i);
+  }
+  return x;
+}
+
 class ByteWriter {
  public:
   explicit ByteWriter(std::string* out) : out_(out) {}
@@ -29,7 +44,7 @@ class ByteWriter {
  private:
   void PutLittleEndian(uint64_t v, int width) {
     char buf[8];
-    for (int i = 0; i < width; ++i) buf[i] = static_cast<char>(v >> (8 * i));
+    StoreLittleEndian(v, width, buf);
     out_->append(buf, width);
   }
   std::string* out_;
@@ -89,12 +104,8 @@ class ByteReader {
  private:
   bool GetLittleEndian(int width, uint64_t* v) {
     if (!ok_ || static_cast<size_t>(width) > data_.size() - pos_) return Fail();
-    uint64_t x = 0;
-    for (int i = 0; i < width; ++i) {
-      x |= static_cast<uint64_t>(static_cast<uint8_t>(data_[pos_ + i])) << (8 * i);
-    }
+    *v = LoadLittleEndian(data_.data() + pos_, width);
     pos_ += width;
-    *v = x;
     return true;
   }
   bool Fail() {

@@ -15,9 +15,16 @@
 namespace tfdata_checkpoint {
 
 inline constexpr char kIndexMagic[8] = {'T', 'F', 'D', 'C', 'I', 'D', 'X', '\n'};
+// Full saves write format 1.1, so that older readers keep reading them.
 inline constexpr uint32_t kFormatMajorVersion = 1;
 // 1.1 added the element spec after the entries; 1.0 indexes have none.
 inline constexpr uint32_t kFormatMinorVersion = 1;
+// An incremental save (one with at least one tensor that lives in an earlier
+// checkpoint's shards) writes format 2.0: 1.1 plus referenced streams and a
+// stream id per tensor. A 1.x-only reader rejects it as a newer major
+// version.
+inline constexpr uint32_t kIncrementalMajorVersion = 2;
+inline constexpr uint32_t kIncrementalMinorVersion = 0;
 // No real TensorShape has more dimensions (TF's own limit is 254).
 inline constexpr int kMaxRank = 254;
 
@@ -30,14 +37,18 @@ enum class TensorEncoding : uint8_t {
 inline constexpr int kNumEncodings = 3;
 
 struct TensorRecord {
+  // 0: the index's own shards; j >= 1: CheckpointIndex::streams[j - 1]
+  // (format 2.0 on; always 0 in 1.x).
+  uint32_t stream = 0;
   uint32_t dtype = 0;  // tensorflow::DataType value.
   TensorEncoding encoding = TensorEncoding::kRaw;
   // Inline: an index of many small entries must not pay a heap allocation
   // per tensor.
   absl::InlinedVector<int64_t, 4> shape;
-  uint32_t shard = 0;   // Shard holding the first byte.
+  uint32_t shard = 0;   // Shard of `stream` holding the first byte.
   uint64_t offset = 0;  // Offset of the first byte in that shard; the bytes
-                        // continue into the following shards from offset 0.
+                        // continue into the following shards of the same
+                        // stream from offset 0.
   uint64_t length = 0;
   uint32_t crc32c = 0;  // Over the `length` bytes.
 };
@@ -51,7 +62,15 @@ struct EntryRecord {
 struct ShardRecord {
   std::string name;  // Basename, in the index's directory.
   uint64_t size = 0;
-  uint32_t crc32c = 0;
+  uint32_t crc32c = 0;  // Unused (0) in a referenced stream: see StreamRecord.
+};
+
+// The shard files of an earlier checkpoint that some tensors of this one
+// live in (format 2.0): all of that checkpoint's own shards, in order, so
+// that offsets mean what they meant there. No shard CRC: a referenced stream
+// is read only in parts, and each referenced tensor's CRC32C covers its bytes.
+struct StreamRecord {
+  std::vector<ShardRecord> shards;
 };
 
 // The dtype and shape of one component of the elements an iterator hands out.
@@ -73,8 +92,10 @@ struct CheckpointIndex {
   std::string library_version;
   uint64_t nonce = 0;  // Also in the shard names: ties shards to this index.
   int64_t created_unix_micros = 0;
-  uint64_t total_bytes = 0;
+  uint64_t total_bytes = 0;  // Of the own shards (the own stream).
   std::vector<ShardRecord> shards;
+  // Format 2.0: the referenced streams; tensor stream j >= 1 is streams[j - 1].
+  std::vector<StreamRecord> streams;
   std::vector<std::string> type_names;
   std::vector<EntryRecord> entries;
   // Alternatively, the type names and entries already encoded (by
@@ -91,15 +112,19 @@ struct CheckpointIndex {
 // in the layout EncodeIndex gives them.
 class EntriesEncoder {
  public:
+  // `major_version` of the index the entries go into: from 2 on, every
+  // tensor record carries its stream.
   EntriesEncoder(const std::vector<std::string>& type_names, uint64_t num_entries,
-                 std::string* out);
+                 std::string* out, uint32_t major_version = kFormatMajorVersion);
   void Entry(uint32_t type_name_id, absl::string_view metadata, uint32_t num_tensors);
-  // `shape` points to `rank` dimensions.
+  // `shape` points to `rank` dimensions. `stream` must be 0 for a 1.x index.
   void Tensor(uint32_t dtype, TensorEncoding encoding, const int64_t* shape, int rank,
-              uint32_t shard, uint64_t offset, uint64_t length, uint32_t crc32c);
+              uint32_t shard, uint64_t offset, uint64_t length, uint32_t crc32c,
+              uint32_t stream = 0);
 
  private:
   std::string* out_;
+  bool with_streams_;
 };
 
 // Serializes `index`, including the trailing CRC32C of the whole file.
@@ -138,6 +163,31 @@ absl::Status DecodeIndexShards(absl::string_view data, absl::string_view filenam
 // First byte of each shard in the concatenation of all shards, plus the total
 // as a last element.
 std::vector<uint64_t> ShardStarts(const CheckpointIndex& index);
+// The same for the shards of a referenced stream.
+std::vector<uint64_t> ShardStarts(const std::vector<ShardRecord>& shards);
+
+// A shard of a referenced stream that holds at least one referenced byte.
+struct ReferencedShard {
+  uint32_t stream;  // As in TensorRecord: >= 1.
+  uint32_t shard;
+  bool operator<(const ReferencedShard& o) const {
+    return stream != o.stream ? stream < o.stream : shard < o.shard;
+  }
+  bool operator==(const ReferencedShard& o) const {
+    return stream == o.stream && shard == o.shard;
+  }
+};
+
+// The shards of referenced streams that [offset, offset + length) from
+// `shard` of a stream with `starts` (ShardStarts) covers, appended to `out`.
+// An empty range covers none. The range must lie inside the stream.
+void AppendCoveredShards(uint32_t stream, const std::vector<uint64_t>& starts, uint32_t shard,
+                         uint64_t offset, uint64_t length, std::vector<ReferencedShard>* out);
+
+// Of a decoded index with entries: the sum of the lengths of its referenced
+// tensors, and the referenced shards that hold them (sorted, unique).
+uint64_t ReferencedBytes(const CheckpointIndex& index);
+std::vector<ReferencedShard> ReferencedShards(const CheckpointIndex& index);
 
 }  // namespace tfdata_checkpoint
 

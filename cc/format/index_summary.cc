@@ -1,5 +1,9 @@
 #include "cc/format/index_summary.h"
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -54,12 +58,26 @@ std::string IndexSummaryJson(const CheckpointIndex& index) {
     absl::StrAppend(&shards, "{\"name\": ", JsonString(shard.name),
                     ", \"size\": ", shard.size, ", \"crc32c\": ", shard.crc32c, "}");
   }
+  // The files of earlier checkpoints this one needs (format 2.0): retention
+  // must keep them as long as it keeps this checkpoint.
+  std::vector<std::string> referenced_names;
+  for (const ReferencedShard& r : ReferencedShards(index)) {
+    referenced_names.push_back(index.streams[r.stream - 1].shards[r.shard].name);
+  }
+  std::sort(referenced_names.begin(), referenced_names.end());
+  std::string referenced_files;
+  for (const std::string& name : referenced_names) {
+    if (!referenced_files.empty()) referenced_files += ", ";
+    referenced_files += JsonString(name);
+  }
   return absl::StrCat(
       "{\"format_version\": \"", index.major_version, ".", index.minor_version,
       "\", \"tf_version\": ", JsonString(index.tf_version),
       ", \"library_version\": ", JsonString(index.library_version),
       ", \"created_unix_micros\": ", index.created_unix_micros,
-      ", \"total_bytes\": ", index.total_bytes,
+      ", \"total_bytes\": ", index.total_bytes, ", \"own_bytes\": ", index.total_bytes,
+      ", \"referenced_bytes\": ", ReferencedBytes(index),
+      ", \"referenced_files\": [", referenced_files, "]",
       ", \"num_entries\": ", index.entries.size(), ", \"num_tensors\": ", num_tensors,
       ", \"element_spec\": ", ElementSpecJson(index.element_spec),
       ", \"shards\": [", shards, "]}");

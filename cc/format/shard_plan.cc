@@ -32,33 +32,9 @@ absl::Status PlanShards(uint64_t total_bytes, int64_t num_shards,
   return absl::OkStatus();
 }
 
-std::vector<std::vector<Segment>> SegmentsByRange(
-    const std::vector<uint64_t>& piece_sizes, const std::vector<uint64_t>& bounds) {
-  const size_t num_ranges = bounds.empty() ? 0 : bounds.size() - 1;
-  std::vector<std::vector<Segment>> out(num_ranges);
-  if (num_ranges == 0) return out;
-  size_t range = 0;
-  uint64_t pos = 0;
-  for (size_t p = 0; p < piece_sizes.size(); ++p) {
-    uint64_t done = 0;
-    const uint64_t size = piece_sizes[p];
-    // A piece starts in the first range that ends after its position (an
-    // empty piece at the very end goes to the last range).
-    while (range + 1 < num_ranges && bounds[range + 1] <= pos) ++range;
-    if (size == 0) {
-      out[range].push_back({p, 0, 0});
-      continue;
-    }
-    while (done < size) {
-      while (range + 1 < num_ranges && bounds[range + 1] <= pos) ++range;
-      const uint64_t room = bounds[range + 1] - pos;
-      const uint64_t take = std::min(room, size - done);
-      out[range].push_back({p, done, take});
-      done += take;
-      pos += take;
-    }
-  }
-  return out;
+size_t RangeHolding(const std::vector<uint64_t>& bounds, uint64_t pos) {
+  // Among the ends of all ranges but the last, the first one past `pos`.
+  return std::upper_bound(bounds.begin() + 1, bounds.end() - 1, pos) - (bounds.begin() + 1);
 }
 
 std::vector<uint64_t> SplitRanges(const std::vector<uint64_t>& bounds,

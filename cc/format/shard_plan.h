@@ -1,8 +1,10 @@
 // Splits a byte stream (the tensors of a checkpoint laid end to end) into
-// byte-balanced shards, and maps pieces of that stream onto byte ranges.
+// byte-balanced shards, and shards into ranges. Which pieces of the stream
+// fall into a range is cc/format/piece_layout.h.
 #ifndef TFDATA_CHECKPOINT_CC_FORMAT_SHARD_PLAN_H_
 #define TFDATA_CHECKPOINT_CC_FORMAT_SHARD_PLAN_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -23,20 +25,10 @@ int64_t AutoShardCount(uint64_t total_bytes, int num_io_threads);
 absl::Status PlanShards(uint64_t total_bytes, int64_t num_shards,
                         std::vector<uint64_t>* bounds);
 
-// The part of piece `piece` (bytes [piece_offset, piece_offset + length) of
-// that piece) that falls into one range.
-struct Segment {
-  size_t piece;
-  uint64_t piece_offset;
-  uint64_t length;
-};
-
-// Pieces of `piece_sizes` lie end to end from byte 0. `bounds` (ascending,
-// first 0, last the total) cuts that stream into ranges; returns, per range,
-// the segments it holds in stream order. Empty pieces belong to the range
-// that contains their position (the last range for the very end).
-std::vector<std::vector<Segment>> SegmentsByRange(
-    const std::vector<uint64_t>& piece_sizes, const std::vector<uint64_t>& bounds);
+// The range of `bounds` (ascending, first 0, last the total; at least one
+// range) that holds byte `pos`: the first that ends after it, the last one
+// for the very end. Empty ranges hold nothing.
+size_t RangeHolding(const std::vector<uint64_t>& bounds, uint64_t pos);
 
 // Cuts each [bounds[i], bounds[i+1]) into ranges of at most `max_bytes`;
 // returns the new bounds and, in `owner`, which original range each belongs to.

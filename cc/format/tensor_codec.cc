@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "cc/format/byte_codec.h"
 #include "tensorflow/core/framework/tensor.pb.h"
 #include "tensorflow/core/framework/tensor_shape.h"
 #include "tensorflow/core/framework/types.h"
@@ -38,9 +39,7 @@ absl::Status EncodeTensor(const Tensor& tensor, TensorPayload* payload) {
       uint64_t size = 8 * n;
       for (int64_t i = 0; i < n; ++i) {
         const uint64_t len = strings(i).size();
-        for (int b = 0; b < 8; ++b) {
-          payload->owned[8 * i + b] = static_cast<char>(len >> (8 * b));
-        }
+        StoreLittleEndian(len, 8, &payload->owned[8 * i]);
         size += len;
       }
       payload->chunks.reserve(n + 1);
@@ -123,10 +122,7 @@ absl::Status DecodeTensor(const TensorRecord& record, absl::string_view bytes,
     const uint64_t header = 8 * static_cast<uint64_t>(n);
     uint64_t pos = header;
     for (int64_t i = 0; i < n; ++i) {
-      uint64_t len = 0;
-      for (int b = 0; b < 8; ++b) {
-        len |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[8 * i + b])) << (8 * b);
-      }
+      const uint64_t len = LoadLittleEndian(bytes.data() + 8 * i, 8);
       if (len > bytes.size() - pos) {
         return absl::DataLossError("string lengths run past the tensor's bytes");
       }

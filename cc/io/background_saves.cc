@@ -26,20 +26,18 @@ BackgroundSaves::Channel* BackgroundSaves::GetChannel(const std::string& key) {
   return channel.get();
 }
 
-void BackgroundSaves::Join(Channel* channel) {
+absl::Status BackgroundSaves::JoinAndTakeFailure(Channel* channel) {
   if (channel->worker.joinable()) channel->worker.join();
+  absl::Status failure = channel->failure;
+  channel->failure = absl::OkStatus();
+  return failure;
 }
 
 absl::Status BackgroundSaves::Start(const std::string& key, const std::string& prefix,
                                     std::function<absl::Status()> save) {
   Channel* channel = GetChannel(key);
   std::lock_guard<std::mutex> lock(channel->caller_mu);
-  Join(channel);
-  if (!channel->failure.ok()) {
-    absl::Status failure = channel->failure;
-    channel->failure = absl::OkStatus();
-    return failure;
-  }
+  if (absl::Status failure = JoinAndTakeFailure(channel); !failure.ok()) return failure;
   channel->worker = std::thread([channel, prefix, save = std::move(save)] {
     absl::Status status = save();
     if (status.ok()) {
@@ -51,6 +49,14 @@ absl::Status BackgroundSaves::Start(const std::string& key, const std::string& p
     }
   });
   return absl::OkStatus();
+}
+
+absl::Status BackgroundSaves::RunNow(const std::string& key,
+                                     const std::function<absl::Status()>& save) {
+  Channel* channel = GetChannel(key);
+  std::lock_guard<std::mutex> lock(channel->caller_mu);
+  if (absl::Status failure = JoinAndTakeFailure(channel); !failure.ok()) return failure;
+  return save();
 }
 
 absl::Status BackgroundSaves::Wait(const std::string& key,
@@ -65,13 +71,10 @@ absl::Status BackgroundSaves::Wait(const std::string& key,
   absl::Status first_failure;
   for (Channel* channel : channels) {
     std::lock_guard<std::mutex> lock(channel->caller_mu);
-    Join(channel);
+    absl::Status failure = JoinAndTakeFailure(channel);
     for (std::string& prefix : channel->committed) committed->push_back(std::move(prefix));
     channel->committed.clear();
-    if (!channel->failure.ok()) {
-      if (first_failure.ok()) first_failure = channel->failure;
-      channel->failure = absl::OkStatus();
-    }
+    if (first_failure.ok()) first_failure = failure;
   }
   return first_failure;
 }

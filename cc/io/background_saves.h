@@ -25,6 +25,12 @@ class BackgroundSaves {
   absl::Status Start(const std::string& key, const std::string& prefix,
                      std::function<absl::Status()> save);
 
+  // A synchronous save: waits for the save running under `key`, then runs
+  // `save` on the calling thread (no other save under `key` starts
+  // meanwhile). If a previous save under `key` failed, returns that error
+  // and does not run `save`, as Start does.
+  absl::Status RunNow(const std::string& key, const std::function<absl::Status()>& save);
+
   // Waits for the saves under `key` ("" for every key) and moves the prefixes
   // they committed since the last wait into `committed`. Returns the first
   // failure not reported yet.
@@ -34,8 +40,9 @@ class BackgroundSaves {
   BackgroundSaves() = default;
   struct Channel;
   Channel* GetChannel(const std::string& key);
-  // Joins the running save of `channel`, if any. Caller holds no lock.
-  static void Join(Channel* channel);
+  // Joins the running save of `channel`, if any, then returns the failure it
+  // has not reported yet (clearing it). Caller holds the channel's caller_mu.
+  static absl::Status JoinAndTakeFailure(Channel* channel);
 
   std::mutex mu_;  // Guards channels_ (not the channels themselves).
   std::map<std::string, std::unique_ptr<Channel>> channels_;

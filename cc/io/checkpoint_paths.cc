@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "tensorflow/core/platform/path.h"
 
 namespace tfdata_checkpoint {
 namespace {
@@ -53,14 +54,6 @@ std::string ShardPath(absl::string_view prefix, absl::string_view shard_name) {
   return absl::StrCat(prefix.substr(0, slash + 1), shard_name);
 }
 
-std::string NormalizeDirectory(absl::string_view directory) {
-  while (directory.size() > 1 && directory.back() == '/' &&
-         !absl::EndsWith(directory, "://")) {
-    directory.remove_suffix(1);
-  }
-  return std::string(directory);
-}
-
 bool IsLocalPath(absl::string_view path) {
   return absl::StartsWith(path, "file://") ||
          path.find("://") == absl::string_view::npos;
@@ -68,11 +61,36 @@ bool IsLocalPath(absl::string_view path) {
 
 namespace {
 
+// What TensorFlow's local filesystem opens for `path` (its TranslateName):
+// "file://" dropped, the rest cleaned lexically. POSIX calls must use the same
+// path, or they reach another file than the one TF wrote, or none.
 std::string LocalPath(absl::string_view path) {
   std::string local(path);
   if (absl::StartsWith(local, "file://")) local = local.substr(7);
-  return local.empty() ? "." : local;
+  return local.empty() ? "." : tensorflow::io::CleanPath(local);
 }
+
+}  // namespace
+
+std::string BackgroundSaveKey(absl::string_view directory) {
+  if (IsLocalPath(directory)) {
+    std::string local(directory);
+    if (absl::StartsWith(local, "file://")) local = local.substr(7);
+    if (local.empty() || local[0] != '/') {
+      char cwd[4096];
+      if (::getcwd(cwd, sizeof(cwd)) != nullptr) {
+        local = tensorflow::io::JoinPath(cwd, local);
+      }
+    }
+    return tensorflow::io::CleanPath(local);
+  }
+  absl::string_view scheme, host, path;
+  tensorflow::io::ParseURI(directory, &scheme, &host, &path);
+  return tensorflow::io::CreateURI(scheme, host,
+                                   path.empty() ? "/" : tensorflow::io::CleanPath(path));
+}
+
+namespace {
 
 // fsync()s `path`, opened with `flags`. `tolerated` errno values (a
 // filesystem that cannot sync this kind of file) count as success.

@@ -23,15 +23,22 @@ std::string PrefixDirectory(absl::string_view prefix);
 // Joins the prefix's directory and a shard's basename.
 std::string ShardPath(absl::string_view prefix, absl::string_view shard_name);
 
-// Strips trailing slashes so that "d" and "d/" name the same directory.
-std::string NormalizeDirectory(absl::string_view directory);
+// The key of a directory's background saves: the same for every spelling of
+// one directory ("ck", "./ck", "ck/", "<cwd>/ck", "file://<cwd>/ck"), so that
+// waiting for a directory waits for the saves into it however their prefixes
+// spell it. Local paths are made absolute and cleaned lexically, as
+// TensorFlow's filesystem cleans every path it opens; URIs keep their scheme
+// and host and have their path cleaned.
+std::string BackgroundSaveKey(absl::string_view directory);
 
 // True for plain paths and file:// URIs, where POSIX calls apply.
 bool IsLocalPath(absl::string_view path);
 
 // Makes the contents of a closed local file durable (POSIX fsync). TF's
 // WritableFile::Sync() only flushes its buffer to the OS for local files, so
-// it is not enough. A no-op for non-local filesystems, whose Sync()/Close()
+// it is not enough. The path is cleaned lexically first, as TensorFlow's
+// filesystem did when it wrote the file: "a/missing/../b" and "a/link/../b"
+// are "a/b", wherever the kernel would resolve them. A no-op for non-local filesystems, whose Sync()/Close()
 // already persist (they upload).
 absl::Status SyncLocalFile(absl::string_view path);
 

@@ -1,5 +1,6 @@
 #include "cc/io/index_file.h"
 
+#include <algorithm>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -39,6 +40,12 @@ absl::Status ReadIndexBytes(const std::string& prefix, std::string* data) {
     return absl::NotFoundError(absl::StrCat(
         "No tfdata-checkpoint at prefix ", prefix, ": ", path, " does not exist"));
   }
+  // A directory where the index should be is damage like any other: reading it
+  // would fail with FailedPrecondition, which restores take for a misfit.
+  if (env->IsDirectory(path).ok()) {
+    return absl::DataLossError(absl::StrCat("Checkpoint index ", path,
+                                            " is a directory, not an index file"));
+  }
   return Annotate(tensorflow::ReadFileToString(env, path, data), "reading", path);
 }
 
@@ -58,7 +65,8 @@ absl::Status ReadIndexShards(const std::string& prefix, CheckpointIndex* index) 
 }
 
 absl::Status CommitIndex(const CheckpointIndex& index, const std::string& prefix,
-                         bool fsync, bool* renamed) {
+                         bool fsync, bool* renamed,
+                         const std::vector<std::string>& keep_files) {
   *renamed = false;
   Env* env = Env::Default();
   const std::string tmp = TempIndexPath(prefix, index.nonce);
@@ -88,6 +96,7 @@ absl::Status CommitIndex(const CheckpointIndex& index, const std::string& prefix
   *renamed = true;
   if (has_replaced && replaced.nonce != index.nonce) {
     for (const ShardRecord& shard : replaced.shards) {
+      if (std::binary_search(keep_files.begin(), keep_files.end(), shard.name)) continue;
       env->DeleteFile(ShardPath(prefix, shard.name)).IgnoreError();
     }
   }

@@ -3,6 +3,7 @@
 #define TFDATA_CHECKPOINT_CC_IO_INDEX_FILE_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "cc/format/checkpoint_index.h"
@@ -24,11 +25,15 @@ absl::Status ReadIndexShards(const std::string& prefix, CheckpointIndex* index);
 absl::Status ReadIndexElementSpec(const std::string& prefix, CheckpointIndex* index);
 
 // Writes the index under a temporary name and renames it to "<prefix>.index".
-// Then removes the shards of the index it replaced, if any. `*renamed` tells
-// whether the rename happened: after it, the new checkpoint is the one at
-// `prefix` even if a later step (syncing the directory) failed.
+// Then removes the own shards of the index it replaced, if any, except those
+// named in `keep_files` (sorted basenames: the shards the new index, or the
+// incremental base it was written from, references). Shards the replaced
+// index referenced belong to other checkpoints and are left alone.
+// `*renamed` tells whether the rename happened: after it, the new checkpoint
+// is the one at `prefix` even if a later step (syncing the directory) failed.
 absl::Status CommitIndex(const CheckpointIndex& index, const std::string& prefix,
-                         bool fsync, bool* renamed);
+                         bool fsync, bool* renamed,
+                         const std::vector<std::string>& keep_files = {});
 
 }  // namespace tfdata_checkpoint
 

@@ -9,7 +9,13 @@
 #include "cc/kernels/iterator_resource.h"
 #include "cc/state/restored_state.h"
 #include "cc/state/state_reader.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "tensorflow/core/framework/op_kernel.h"
+
+#ifndef TFDC_TF_VERSION
+#error "TFDC_TF_VERSION (the TensorFlow version built against) comes from CMakeLists.txt"
+#endif
 
 namespace tfdata_checkpoint {
 namespace {
@@ -28,12 +34,31 @@ class RestoreIteratorOp : public OpKernel {
     // Everything is read and checked before the iterator is touched: a
     // damaged checkpoint, or one of another pipeline, leaves it as it was.
     RestoredState state;
+    std::string saved_tf_version;
     OP_REQUIRES_OK(ctx, ReadCheckpointState(in.prefix, &state, [&](const CheckpointIndex& index) {
+                     saved_tf_version = index.tf_version;
                      return in.CheckFits(index);
                    }));
     std::unique_ptr<StateReader> reader;
     OP_REQUIRES_OK(ctx, StateReader::Create(&state, in.prefix, &reader));
-    OP_REQUIRES_OK(ctx, in.iterator->Restore(ctx, reader.get()));
+    OP_REQUIRES_OK(ctx, WithTensorFlowVersions(in.iterator->Restore(ctx, reader.get()),
+                                               saved_tf_version));
+  }
+
+ private:
+  // The state a dataset keeps (its names and keys) may change between
+  // TensorFlow releases: when the checkpoint comes from another one, a
+  // failed Restore says so rather than only suspecting another pipeline.
+  static absl::Status WithTensorFlowVersions(const absl::Status& status,
+                                             const std::string& saved) {
+    if (status.ok() || saved.empty() || saved == TFDC_TF_VERSION) return status;
+    return absl::Status(
+        status.code(),
+        absl::StrCat(status.message(), " (the checkpoint was written under TensorFlow ", saved,
+                     " and is restored under TensorFlow ", TFDC_TF_VERSION,
+                     ": the iterator state a pipeline keeps can differ between TensorFlow "
+                     "versions; restore it under TensorFlow ", saved,
+                     ", or start the input pipeline over)"));
   }
 };
 

@@ -39,7 +39,7 @@ class SaveIteratorOp : public OpKernel {
     auto captured = std::make_shared<CapturedState>();
     {
       StateWriter writer(captured.get());
-      OP_REQUIRES_OK(ctx, in.iterator->Save(ctx, policy_, &writer));
+      OP_REQUIRES_OK(ctx, ExplainExternalState(in.iterator->Save(ctx, policy_, &writer)));
     }
     captured->element_spec() =
         ElementSpecOf(in.iterator->output_dtypes(), in.iterator->output_shapes());
@@ -47,6 +47,25 @@ class SaveIteratorOp : public OpKernel {
   }
 
  private:
+  // TF says only "EagerPyFunc is stateful": say what the policy is about and
+  // what choosing another one gives up.
+  absl::Status ExplainExternalState(const absl::Status& status) const {
+    if (status.ok() || !absl::IsFailedPrecondition(status) ||
+        policy_ != tensorflow::data::ExternalStatePolicy::POLICY_FAIL) {
+      return status;
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        status.message(),
+        " The input pipeline depends on state outside it (a tf.py_function or "
+        "tf.numpy_function, or another stateful op such as a random op without a seed), which "
+        "an iterator checkpoint cannot hold, and external_state_policy is 'fail'. With "
+        "external_state_policy='warn' (logs a warning) or 'ignore' the checkpoint is saved "
+        "without it: the positions and the buffered elements are saved, but not what such a "
+        "function keeps for itself (Python variables, its own random generator, files it "
+        "reads); after a restore it goes on from whatever that state is then, so the elements "
+        "it makes may differ from those of an uninterrupted run."));
+  }
+
   tensorflow::data::ExternalStatePolicy policy_;
   SaveAttrs attrs_;
 };

@@ -23,7 +23,7 @@ class WaitForIteratorShardsOp : public OpKernel {
                    ScalarStringInput(ctx, 0, "directory", /*allow_empty=*/true, &directory));
     std::vector<std::string> committed;
     const absl::Status status = BackgroundSaves::Global()->Wait(
-        directory.empty() ? "" : NormalizeDirectory(directory), &committed);
+        directory.empty() ? "" : BackgroundSaveKey(directory), &committed);
     OP_REQUIRES_OK(ctx, status);
     tensorflow::Tensor* out = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(

@@ -1,5 +1,6 @@
 // Registration of the tfdata-checkpoint ops. Kernels live in cc/kernels/.
-#include <initializer_list>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -14,19 +15,21 @@ using tensorflow::shape_inference::ShapeHandle;
 
 namespace {
 
-// Checks that input i has rank ranks[i]: every op here takes a state,
-// iterator or path of fixed rank.
-absl::Status InputRanks(InferenceContext* c, std::initializer_list<int> ranks) {
-  ShapeHandle unused;
-  int i = 0;
-  for (int rank : ranks) {
-    TF_RETURN_IF_ERROR(c->WithRank(c->input(i++), rank, &unused));
-  }
-  return absl::OkStatus();
-}
+enum class Output { kNone, kScalar, kVector };
 
-// The ops that take a scalar iterator and a scalar prefix, and output nothing.
-absl::Status IteratorAndPrefixShapes(InferenceContext* c) { return InputRanks(c, {0, 0}); }
+// The shape function of an op whose inputs have `ranks` and whose one output,
+// if any, is a scalar or a vector of unknown length.
+tensorflow::OpShapeInferenceFn Shapes(std::vector<int> ranks, Output output) {
+  return [ranks = std::move(ranks), output](InferenceContext* c) -> absl::Status {
+    ShapeHandle unused;
+    for (size_t i = 0; i < ranks.size(); ++i) {
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(static_cast<int>(i)), ranks[i], &unused));
+    }
+    if (output == Output::kScalar) c->set_output(0, c->Scalar());
+    if (output == Output::kVector) c->set_output(0, c->Vector(InferenceContext::kUnknownDim));
+    return absl::OkStatus();
+  };
+}
 
 // The arguments SaveIteratorShards and SaveIterator share.
 constexpr char kSaveArgsDoc[] = R"doc(prefix: the checkpoint prefix; files are "<prefix>.index" and
@@ -37,6 +40,15 @@ fsync: sync shards, index and directory before the save counts as done.
 asynchronous: return once the state is captured; the files are written in the
   background. WaitForIteratorShards (or the next save into the same
   directory) waits for it and raises its error.
+incremental_key: empty (the default): a full save. A key: an incremental save,
+  which may reference the tensors of the last checkpoint committed with the
+  same key in this process (in the same directory, at another prefix)
+  instead of writing them again, and then becomes the key's base itself.
+  The process holds a reference to every tensor of that base until the next
+  save with the key commits or ReleaseIncrementalBase(key), so consumed
+  elements stay in memory until then. The save is written in full (format
+  1.1) when there is nothing to reference or a bound of the chain would be
+  passed (docs/FORMAT.md); to start a new chain, release the key first.
 )doc";
 
 }  // namespace
@@ -48,12 +60,9 @@ REGISTER_OP("SaveIteratorShards")
     .Attr("num_shards: int = 0")
     .Attr("fsync: bool = true")
     .Attr("asynchronous: bool = false")
+    .Attr("incremental_key: string = ''")
     .SetIsStateful()
-    .SetShapeFn([](InferenceContext* c) {
-      TF_RETURN_IF_ERROR(InputRanks(c, {1, 0}));
-      c->set_output(0, c->Scalar());
-      return absl::OkStatus();
-    })
+    .SetShapeFn(Shapes({1, 0}, Output::kScalar))
     .Doc(absl::StrCat(R"doc(
 Writes the state of a tf.data iterator as a sharded checkpoint.
 
@@ -69,12 +78,9 @@ REGISTER_OP("SaveIterator")
     .Attr("num_shards: int = 0")
     .Attr("fsync: bool = true")
     .Attr("asynchronous: bool = false")
+    .Attr("incremental_key: string = ''")
     .SetIsStateful()
-    .SetShapeFn([](InferenceContext* c) {
-      TF_RETURN_IF_ERROR(InputRanks(c, {0, 0}));
-      c->set_output(0, c->Scalar());
-      return absl::OkStatus();
-    })
+    .SetShapeFn(Shapes({0, 0}, Output::kScalar))
     .Doc(absl::StrCat(R"doc(
 Saves the state of a tf.data iterator as a sharded checkpoint.
 
@@ -91,7 +97,7 @@ REGISTER_OP("RestoreIterator")
     .Input("iterator: resource")
     .Input("prefix: string")
     .SetIsStateful()
-    .SetShapeFn(IteratorAndPrefixShapes)
+    .SetShapeFn(Shapes({0, 0}, Output::kNone))
     .Doc(R"doc(
 Restores a tf.data iterator from a checkpoint written by SaveIterator or
 SaveIteratorShards, verifying every checksum before the iterator is touched.
@@ -106,7 +112,7 @@ REGISTER_OP("CheckIteratorElementSpec")
     .Input("iterator: resource")
     .Input("prefix: string")
     .SetIsStateful()
-    .SetShapeFn(IteratorAndPrefixShapes)
+    .SetShapeFn(Shapes({0, 0}, Output::kNone))
     .Doc(R"doc(
 Checks that a checkpoint's state fits an iterator, reading only the index.
 The iterator's element dtypes and shapes must match those recorded at the
@@ -122,11 +128,7 @@ REGISTER_OP("WaitForIteratorShards")
     .Input("directory: string")
     .Output("committed: string")
     .SetIsStateful()
-    .SetShapeFn([](InferenceContext* c) {
-      TF_RETURN_IF_ERROR(InputRanks(c, {0}));
-      c->set_output(0, c->Vector(InferenceContext::kUnknownDim));
-      return absl::OkStatus();
-    })
+    .SetShapeFn(Shapes({0}, Output::kVector))
     .Doc(R"doc(
 Waits for the background saves into `directory` ("" waits for all).
 
@@ -134,15 +136,23 @@ committed: the prefixes those saves committed since the last wait.
 Raises the error of a background save that failed.
 )doc");
 
+REGISTER_OP("ReleaseIncrementalBase")
+    .Input("key: string")
+    .SetIsStateful()
+    .SetShapeFn(Shapes({0}, Output::kNone))
+    .Doc(R"doc(
+Drops the incremental base of `key`: the references to the tensors of the last
+checkpoint saved with incremental_key=key, which keep them in memory. The next
+save with the key is written in full. No error if the key has no base.
+
+key: the incremental_key of the saves.
+)doc");
+
 REGISTER_OP("RestoreIteratorShards")
     .Input("prefix: string")
     .Output("state: variant")
     .SetIsStateful()
-    .SetShapeFn([](InferenceContext* c) {
-      TF_RETURN_IF_ERROR(InputRanks(c, {0}));
-      c->set_output(0, c->Vector(InferenceContext::kUnknownDim));
-      return absl::OkStatus();
-    })
+    .SetShapeFn(Shapes({0}, Output::kVector))
     .Doc(R"doc(
 Reads a checkpoint written by SaveIteratorShards, verifying every checksum.
 
@@ -154,18 +164,17 @@ REGISTER_OP("DescribeIteratorShards")
     .Output("summary: string")
     .Attr("verify: bool = false")
     .SetIsStateful()
-    .SetShapeFn([](InferenceContext* c) {
-      TF_RETURN_IF_ERROR(InputRanks(c, {0}));
-      c->set_output(0, c->Scalar());
-      return absl::OkStatus();
-    })
+    .SetShapeFn(Shapes({0}, Output::kScalar))
     .Doc(R"doc(
 Describes a checkpoint from its index, without restoring it.
 
 summary: a JSON object: format and TF versions, creation time, sizes, shards,
-  entry and tensor counts.
-verify: also read every byte and check every checksum. Raises DataLoss or
-  NotFound naming what is damaged or missing.
+  entry and tensor counts; own_bytes (in its own shards), referenced_bytes
+  (of tensors in earlier checkpoints' shards, 0 for a full save) and
+  referenced_files (the sorted basenames of those shard files, which must be
+  kept as long as this checkpoint is).
+verify: also read every byte and check every checksum, the referenced bytes
+  included. Raises DataLoss or NotFound naming what is damaged or missing.
 )doc");
 
 }  // namespace tfdata_checkpoint

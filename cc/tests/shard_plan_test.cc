@@ -5,6 +5,7 @@
 #include <random>
 #include <vector>
 
+#include "cc/format/piece_layout.h"
 #include "cc/tests/check.h"
 
 namespace tfdata_checkpoint {
@@ -107,6 +108,23 @@ TFDC_TEST(RandomLayoutsAreCovered) {
     }
     CheckCovers(pieces, split);
   }
+}
+
+// RangeHolding is the rule the writer records a tensor's shard by and the
+// reader names a damaged tensor's shard by: the first range ending after it.
+TFDC_TEST(RangeHoldingIsTheFirstRangeEndingAfterThePosition) {
+  std::mt19937_64 rng(3);
+  for (int trial = 0; trial < 300; ++trial) {
+    std::vector<uint64_t> bounds;
+    CHECK_TRUE(PlanShards(rng() % 40, 1 + rng() % 12, &bounds).ok());
+    for (uint64_t pos = 0; pos <= bounds.back(); ++pos) {
+      size_t expected = 0;
+      while (expected + 2 < bounds.size() && bounds[expected + 1] <= pos) ++expected;
+      CHECK_EQ_VAL(RangeHolding(bounds, pos), expected);
+    }
+  }
+  CHECK_EQ_VAL(RangeHolding({0, 2, 2, 4}, 2), size_t{2});
+  CHECK_EQ_VAL(RangeHolding({0, 0}, 0), size_t{0});
 }
 
 TFDC_TEST(AutoShardCountFollowsSize) {

@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import tensorflow as tf
 
-from tfdata_checkpoint import (
+from tfdata_checkpoint._src import (
+    arguments,
     atomic_restore,
     iterator_state,
+    layout,
     multi_worker,
-    restore_policy,
+    preemption,
     tf_bundle_checkpoints,
 )
-from tfdata_checkpoint.background_writes import CheckpointWrites
-from tfdata_checkpoint.retention import CheckpointRetention, check_max_to_keep
-from tfdata_checkpoint.save_policy import Clock, SavePolicy
+from tfdata_checkpoint._src.background_writes import CheckpointWrites
+from tfdata_checkpoint._src.policy import restore_policy
+from tfdata_checkpoint._src.policy.keep_policy import check_max_to_keep
+from tfdata_checkpoint._src.policy.save_policy import (
+    Clock,
+    SavePolicy,
+    check_on_busy,
+    skips_when_busy,
+)
+from tfdata_checkpoint._src.retention import CheckpointRetention
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +54,7 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
     (`.index` plus shard files), with `<prefix>` = `input`, or
     `input_<task_type>_<task_id>` with more than one worker replica (from an
     Estimator's config, else `task_type` / `task_id` or `TF_CONFIG`; see
-    `tfdata_checkpoint.multi_worker`). The state file
+    `tfdata_checkpoint._src.multi_worker`). The state file
     `<dir>/checkpoint_<prefix>` stays readable by
     `tf.train.latest_checkpoint(dir, latest_filename="checkpoint_<prefix>")`.
     Several iterators in the collection are saved together, under the same
@@ -68,7 +78,7 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
       newest input checkpoint.
       Migration: when the directory holds none in our format but the state
       file lists TF-format checkpoints (written by TF's own hook), the same
-      rule picks one of those; see `tfdata_checkpoint.tf_bundle_checkpoints`.
+      rule picks one of those; see `tfdata_checkpoint._src.tf_bundle_checkpoints`.
     - `after_run()` saves when due, by global step with
       `tf.compat.v1.train.SecondOrStepTimer` semantics.
     - `end()` saves a final checkpoint and waits for every pending write.
@@ -83,6 +93,24 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
 
     Retention: the newest `max_to_keep` committed checkpoints are kept; older
     ones are deleted only after a newer one has committed.
+
+    Pre-emption (`preemption_signals=(signal.SIGTERM,)`): when one of the
+    signals arrives, the step in flight finishes; then the hook saves the
+    input checkpoint of that step, waits for its commit (logging the time
+    since the signal) and asks the session to stop. The training loop ends
+    (Estimator's does; write your own as `while not session.should_stop()`),
+    and `end()` of TensorFlow's `CheckpointSaverHook` saves the model at the
+    same global step: a restart resumes with nothing repeated or skipped. The
+    input commits first, so a kill between the two commits leaves the model
+    at its previous checkpoint, whose input checkpoint exists when both save
+    on the same steps. Further signals are logged and ignored; SIGKILL at the
+    end of the grace period cannot damage the last committed checkpoint.
+    The handlers are installed by `begin()` (from the main thread); `end()`
+    puts the previous ones back if no signal came. After a signal they stay
+    (later signals are ignored until the process ends), since the model's
+    `CheckpointSaverHook.end()` may still be saving after this hook's end().
+    Once pre-empted the hook stays so (`preempted`): a later training run
+    with it stops after one step.
 
     Args:
       estimator: an Estimator (TF <= 2.15), or None. With one, the directory is
@@ -113,11 +141,27 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
         restore the newest checkpoint that is not damaged (never one newer
         than the model's step), logging each one skipped and why; if none is
         left, start over with a warning. See `restore_policy`.
+      preemption_signals: signals that mean pre-emption, e.g.
+        `(signal.SIGTERM,)`; none by default (nothing is installed).
+      incremental: a save writes only the tensors (buffered elements) that
+        the previous checkpoint of this hook does not hold; the rest are
+        references into that checkpoint's shards (docs/INCREMENTAL.md).
+        False writes every tensor each time.
+      on_busy: what a due save does while the previous background write is
+        still running: 'wait' (default) for it, holding the step, or 'skip'
+        (logged): the input checkpoint of that step is then missing, and a
+        restart from the model checkpoint of that step restores the input
+        checkpoint before it (with a warning: those elements are seen again).
+        The final save in `end()` and pre-emption saves always wait.
 
     Raises:
-      ValueError: on a bad argument, naming it.
-      tf.errors.FailedPreconditionError: (at the first step) another process
-        writes checkpoints of the same basename into the same local directory.
+      ValueError: on a bad argument, naming it; from `begin()`, when
+        `preemption_signals` are given and it runs outside the main thread.
+      tf.errors.FailedPreconditionError: (at the first step) another process,
+        or another live hook or manager of this process, writes checkpoints
+        of the same basename into the same local directory. This hook lets
+        the name go at `end()`, or once its session is closed (a failed
+        session skips `end()`), or when garbage-collected.
     """
 
     def __init__(
@@ -136,8 +180,16 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
         fsync: bool = True,
         clock: Clock | None = None,
         on_corrupt: str = "raise",
+        preemption_signals: Sequence[int] = (),
+        incremental: bool = True,
+        on_busy: str = "wait",
     ) -> None:
         self._on_corrupt = restore_policy.check_on_corrupt(on_corrupt)
+        self._on_busy = check_on_busy(on_busy)
+        self._incremental = arguments.boolean("incremental", incremental)
+        self._preemption = preemption.PreemptionWatcher(
+            preemption_signals, owner="CheckpointInputPipelineHook"
+        )
         if external_state_policy is None:
             external_state_policy = "fail"
         iterator_state.external_state_policy_value(external_state_policy)
@@ -175,7 +227,7 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
         self._checkpoint_dir = checkpoint_dir
         self._checkpoint_prefix = checkpoint_prefix
         self._is_chief = task.is_chief
-        self._latest_filename = "checkpoint_" + checkpoint_prefix
+        self._latest_filename = layout.latest_filename_for(checkpoint_prefix)
         self._max_to_keep = max_to_keep
         self._external_state_policy = external_state_policy
         self._num_shards = num_shards
@@ -185,6 +237,7 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
         self._writes: CheckpointWrites | None = None
         self._first_run = True
         self._ran_a_step = False
+        self._skipped_step: int | None = None  # a due save skipped (on_busy='skip')
 
     @property
     def checkpoint_dir(self) -> str:
@@ -199,9 +252,22 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
     @property
     def checkpoint_basename(self) -> str:
         """The checkpoint file name before `-<step>`, e.g. `input.ckpt`."""
-        return self._checkpoint_prefix + ".ckpt"
+        return layout.basename_for(self._checkpoint_prefix)
+
+    @property
+    def preempted(self) -> bool:
+        """Whether one of `preemption_signals` arrived (the training run then stops)."""
+        return self._preemption.requested
+
+    @property
+    def seconds_to_preemption_commit(self) -> float | None:
+        """Seconds from the pre-emption signal to the commit of its checkpoint, or None."""
+        return self._preemption.seconds_to_commit
 
     def begin(self) -> None:
+        # Before the session is created (restoring a model can take long): a
+        # signal from now on is a request to save, not an immediate end.
+        self._preemption.install()
         graph = tf.compat.v1.get_default_graph()
         if self._graph is graph:
             return  # Built already; a second begin() must not change the graph.
@@ -221,7 +287,16 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
             max_to_keep=self._max_to_keep,
             num_parts=len(iterators),
         )
-        self._writes = CheckpointWrites(retention, asynchronous=self._async_save)
+        self._writes = CheckpointWrites(
+            retention,
+            asynchronous=self._async_save,
+            writer="CheckpointInputPipelineHook",
+            remedy=(
+                "One CheckpointInputPipelineHook saves every iterator of its graph: use one "
+                "per training session, or give each its own checkpoint_dir. "
+            ),
+            incremental=self._incremental,
+        )
         self._save_prefixes = []
         self._save_ops = []
         self._restore_prefixes = []
@@ -242,6 +317,7 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
                             num_shards=self._num_shards,
                             fsync=self._fsync,
                             asynchronous=self._async_save,
+                            incremental_key=self._writes.incremental_keys[i],
                         )
                     )
             self._restore_op = atomic_restore.build_graph_restore(
@@ -253,8 +329,12 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
     def after_create_session(self, session: Any, coord: Any) -> None:
         # Restoring waits for the first before_run(): other hooks' after_create_session
         # (e.g. Estimator's dataset initializer hook) must have run first.
-        del session, coord
+        del coord
         self._first_run = True
+        # A session that fails skips end(): once it is closed (or gone) this
+        # hook is over, and a hook built to carry on may take the name over.
+        session_ref = weakref.ref(session)
+        self._writes.set_finished_probe(lambda: _session_over(session_ref))
 
     def before_run(self, run_context: Any) -> Any:
         if self._first_run:
@@ -264,27 +344,56 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
         return tf.compat.v1.train.SessionRunArgs(self._global_step)
 
     def after_run(self, run_context: Any, run_values: Any) -> None:
+        if self._preemption.requested:
+            self._save_for_preemption(run_context)
+            return
         # Raises a background write failure at the step after it happened.
         self._writes.poll()
         stale_global_step = run_values.results
         if self._policy.should_save(stale_global_step + 1):
             # The fetched value may predate the train op; read it again.
             global_step = run_context.session.run(self._global_step)
-            if self._policy.should_save(global_step):
-                self._save(run_context.session, global_step)
+            if not self._policy.should_save(global_step):
+                return
+            if skips_when_busy(self._on_busy, self._writes.busy()):
+                logger.info(
+                    "Skipping the input checkpoint of step %d: the write of step %d is still "
+                    "running (on_busy='skip').", global_step, self._writes.pending_step)
+                self._policy.record_save(int(global_step))
+                self._skipped_step = int(global_step)
+                return
+            self._save(run_context.session, global_step)
 
     def end(self, session: Any) -> None:
         try:
             if self._ran_a_step:
                 last_step = session.run(self._global_step)
-                if last_step != self._policy.last_saved_step:
+                if last_step != self._policy.last_saved_step or last_step == self._skipped_step:
                     self._save(session, last_step)
             else:
                 # Without a before_run() nothing was restored: saving would
                 # overwrite a good checkpoint with a fresh pipeline.
                 logger.info("No step ran; not saving the input pipeline.")
         finally:
-            self._writes.release()
+            try:
+                self._writes.release()
+            finally:
+                self._preemption.release()
+
+    def _save_for_preemption(self, run_context: Any) -> None:
+        if self._preemption.committed_prefix is None:
+            session = run_context.session
+            preemption.save_on_preemption(
+                self._preemption,
+                self._writes,
+                int(session.run(self._global_step)),
+                lambda prefixes: self._start_save(session, prefixes),
+                last_saved_step=self._policy.last_saved_step,
+                on_saved=self._policy.record_save,
+            )
+        # Saved first, then stopped: end() finds this step saved, and the
+        # model's CheckpointSaverHook saves the same step in its end().
+        run_context.request_stop()
 
     def _restore_or_save_initial(self, session: Any) -> None:
         self._writes.wait()
@@ -342,9 +451,15 @@ class CheckpointInputPipelineHook(tf.compat.v1.train.SessionRunHook):
 
     def _save(self, session: Any, step: Any) -> None:
         step = int(step)
+        self._skipped_step = None
         self._policy.record_save(step)
+        self._writes.save(step, lambda prefixes: self._start_save(session, prefixes))
 
-        def start_save(prefixes: Sequence[str]) -> None:
-            session.run(self._save_ops, feed_dict=dict(zip(self._save_prefixes, prefixes)))
+    def _start_save(self, session: Any, prefixes: Sequence[str]) -> None:
+        session.run(self._save_ops, feed_dict=dict(zip(self._save_prefixes, prefixes)))
 
-        self._writes.save(step, start_save)
+
+def _session_over(session_ref: weakref.ref) -> bool:
+    """Whether the session (a `tf.compat.v1.Session`) was closed or collected."""
+    session = session_ref()
+    return session is None or bool(getattr(session, "_closed", False))

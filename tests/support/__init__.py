@@ -1,0 +1,1 @@
+"""Helper modules shared by the tests and by the child processes they start."""

@@ -1,0 +1,61 @@
+"""Starting Python child processes that import the test helpers (`tests.support.*`).
+
+A child gets the repository root (the directory holding the `tests` package)
+on its PYTHONPATH, so that `python -m tests.workers.<name>` and
+`from tests.support... import ...` work in it whatever its working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def child_env(**overrides: str) -> dict[str, str]:
+    """os.environ, the repository root first on PYTHONPATH, then `overrides`."""
+    paths = [REPO_ROOT, *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), **overrides}
+
+
+def worker_command(name: str, *args: object) -> list[str]:
+    """The command running tests/workers/<name>.py as a module; run it with child_env()."""
+    return [sys.executable, "-m", f"tests.workers.{name}", *map(str, args)]
+
+
+def exit_after(seconds: float) -> None:
+    """In a child: ends the process after `seconds`, so that none outlives a test that died."""
+    timer = threading.Timer(seconds, lambda: os._exit(3))
+    timer.daemon = True  # must not keep a finished child alive
+    timer.start()
+
+
+def sigkill_when(process: subprocess.Popen, ready: Callable[[], bool], *, deadline_s: float,
+                 what: str) -> None:
+    """SIGKILLs `process` once `ready()` holds; AssertionError if it ends first or time runs out.
+
+    `what` names the awaited state in the error. The process must have stderr=PIPE.
+    """
+    deadline = time.monotonic() + deadline_s
+    try:
+        while not ready():
+            if process.poll() is not None:
+                raise AssertionError(
+                    f"child ended before {what}:\n{process.stderr.read()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {what} in time")
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == -signal.SIGKILL

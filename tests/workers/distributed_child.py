@@ -1,0 +1,174 @@
+"""MirroredStrategy on 2 logical CPUs, its input checkpointed by IteratorCheckpointManager.
+
+    python distributed_child.py run DIR RECORD STEPS SAVE_STEPS FAIL_AT STEP_SLEEP_S
+    python distributed_child.py refusals DIR          (prints one JSON line)
+    python distributed_child.py fewer_replicas DIR    (prints one JSON line)
+
+`run` builds the PER_REPLICA distributed dataset (`make_dataset`), restores
+the newest input checkpoint in DIR (if any), and trains until STEPS: each step
+calls `next()` on the distributed iterator inside a `tf.function` running
+`strategy.run`, then appends `{"step", "replicas"}` (each replica's batch) to
+RECORD, flushed, then `maybe_save(step + 1)`. FAIL_AT >= 0 raises at that
+step (a failed job); the test SIGKILLs it otherwise. Ends itself after
+MAX_LIFETIME_S so that none outlives a dead test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf
+
+from tests.support.subprocesses import exit_after
+
+MAX_LIFETIME_S = 240
+
+
+def set_up_devices() -> tf.distribute.MirroredStrategy:
+    (cpu,) = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+    )
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+PER_REPLICA = tf.distribute.InputOptions(
+    experimental_replication_mode=tf.distribute.InputReplicationMode.PER_REPLICA,
+    experimental_fetch_to_device=False,
+)
+
+
+def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+    """Each replica's own shard: a seeded shuffle, a map and a prefetch buffer."""
+    return (
+        tf.data.Dataset.range(100_000)
+        .shard(context.num_input_pipelines, context.input_pipeline_id)
+        .shuffle(64, seed=7)
+        .map(lambda x: x * 10 + tf.cast(context.input_pipeline_id, tf.int64))
+        .batch(4)
+        .prefetch(3)
+    )
+
+
+def make_iterator(strategy: tf.distribute.Strategy) -> tf.distribute.DistributedIterator:
+    return iter(strategy.distribute_datasets_from_function(dataset_fn, PER_REPLICA))
+
+
+def run(directory: str, record: str, steps: int, save_steps: int, fail_at: int,
+        sleep_s: float) -> None:
+    import tfdata_checkpoint as tc
+
+    strategy = set_up_devices()
+    iterator = make_iterator(strategy)
+    manager = tc.IteratorCheckpointManager(iterator, directory, save_steps=save_steps)
+    restored = manager.restore_or_initialize()
+    start = 0 if restored is None else int(restored.rsplit("-", 1)[1])
+
+    @tf.function
+    def train_step(it):
+        return strategy.run(lambda batch: tf.identity(batch), args=(next(it),))
+
+    with open(record, "a") as out:
+        for step in range(start, steps):
+            if step == fail_at:
+                raise RuntimeError(f"failing at step {step} as asked")
+            values = strategy.experimental_local_results(train_step(iterator))
+            out.write(json.dumps({"step": step, "replicas": [v.numpy().tolist() for v in values]})
+                      + "\n")
+            out.flush()
+            manager.maybe_save(step + 1)
+            time.sleep(sleep_s)
+    manager.save(steps)
+    manager.wait()
+
+
+def refusals(directory: str) -> None:
+    import tfdata_checkpoint as tc
+
+    strategy = set_up_devices()
+    dataset = tf.data.Dataset.range(1000).batch(4)
+    candidates = {
+        "experimental_distribute_dataset": lambda: strategy.experimental_distribute_dataset(
+            dataset),
+        "experimental_distribute_dataset_no_fetch": lambda: (
+            strategy.experimental_distribute_dataset(
+                dataset, tf.distribute.InputOptions(experimental_fetch_to_device=False))),
+        "distribute_datasets_from_function_default": lambda: (
+            strategy.distribute_datasets_from_function(lambda ctx: dataset)),
+        "one_device_strategy": lambda: tf.distribute.OneDeviceStrategy(
+            "/cpu:0").experimental_distribute_dataset(dataset),
+    }
+    result = {}
+    for name, make in candidates.items():
+        iterator = iter(make())
+        next(iterator)
+        try:
+            tc.IteratorCheckpointManager(iterator, os.path.join(directory, name))
+        except ValueError as error:
+            result[name] = {"error": "ValueError", "message": str(error)}
+        else:
+            result[name] = {"error": None}
+        result[name]["files"] = (sorted(os.listdir(os.path.join(directory, name)))
+                                 if os.path.exists(os.path.join(directory, name)) else [])
+    print(json.dumps(result))
+
+
+def fewer_replicas(directory: str) -> None:
+    import tfdata_checkpoint as tc
+
+    strategy = set_up_devices()
+    two = make_iterator(strategy)
+    next(two)
+    tc.IteratorCheckpointManager(two, directory, async_save=False).save(1)
+    one = iter(tf.distribute.MirroredStrategy(["/cpu:0"]).distribute_datasets_from_function(
+        dataset_fn, PER_REPLICA))
+    try:
+        tc.IteratorCheckpointManager(one, directory).restore_or_initialize()
+    except ValueError as error:
+        print(json.dumps({"error": "ValueError", "message": str(error)}))
+    else:
+        print(json.dumps({"error": None}))
+
+
+def more_replicas(directory: str) -> None:
+    """A checkpoint of one replica, met by a manager of two: refused, and never deleted."""
+    import tfdata_checkpoint as tc
+
+    strategy = set_up_devices()
+    one = iter(tf.distribute.MirroredStrategy(["/cpu:0"]).distribute_datasets_from_function(
+        dataset_fn, PER_REPLICA))
+    next(one)
+    tc.IteratorCheckpointManager(one, directory, async_save=False).save(1)
+    two = make_iterator(strategy)
+    outcome = {"error": None}
+    try:
+        tc.IteratorCheckpointManager(two, directory).restore_or_initialize()
+    except ValueError as error:
+        outcome = {"error": "ValueError", "message": str(error)}
+    # A save of the two replicas (without restoring) must not take the
+    # one-replica checkpoint for a killed save's leftovers.
+    manager = tc.IteratorCheckpointManager(two, directory, async_save=False)
+    manager.save(2)
+    manager.close()
+    outcome["files"] = sorted(os.listdir(directory))
+    print(json.dumps(outcome))
+
+
+if __name__ == "__main__":
+    exit_after(MAX_LIFETIME_S)
+    mode, *args = sys.argv[1:]
+    if mode == "run":
+        run(args[0], args[1], int(args[2]), int(args[3]), int(args[4]), float(args[5]))
+    elif mode == "refusals":
+        refusals(args[0])
+    elif mode == "fewer_replicas":
+        fewer_replicas(args[0])
+    elif mode == "more_replicas":
+        more_replicas(args[0])
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
