@@ -94,9 +94,12 @@ def test_a_save_writes_only_the_new_elements_and_every_checkpoint_restores(tmp_p
     assert state_bytes > 30 * ELEMENT_BYTES  # the buffers hold 32 + 2 elements
     for prefix, k in zip(checkpoints[1:], [3, 8, 1]):
         info = _describe(prefix)
-        # k elements entered the buffers since the last save: their payloads,
-        # plus the small tensors every save writes.
-        assert k * ELEMENT_BYTES <= info["total_bytes"] <= 1.5 * k * ELEMENT_BYTES + 64 * 1024, (
+        # k elements were consumed since the last save. The prefetch thread refills
+        # its 2 slots in its own time, so between k - 2 and k + 2 elements entered the
+        # shuffle buffer: their payloads are written, plus the small tensors every
+        # save writes. Nothing else is (the CI machine once had only k - 2 in).
+        low, high = max(k - 2, 0), k + 2
+        assert low * ELEMENT_BYTES <= info["total_bytes"] <= high * ELEMENT_BYTES + 64 * 1024, (
             prefix, info["total_bytes"], k)
         assert info["total_bytes"] + info["referenced_bytes"] >= state_bytes - 2 * ELEMENT_BYTES
         assert info["referenced_files"], prefix
