@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Container
 
+import numpy as np
 import tensorflow as tf
 
 from tfdata_checkpoint._src import layout
@@ -51,10 +52,12 @@ def referenced_tokens(tf_prefix: str) -> frozenset[str] | None:
         tokens = set()
         for key in reader.get_variable_to_dtype_map():
             if layout.is_reference_key(key):
-                name = reader.get_tensor(key)
-                token = layout.beside_token(name.decode() if isinstance(name, bytes) else name)
-                if token is not None:
-                    tokens.add(token)
+                # A scalar name, or one name per replica of a distributed iterator.
+                for name in np.asarray(reader.get_tensor(key), dtype=object).reshape(-1):
+                    token = layout.beside_token(
+                        name.decode() if isinstance(name, bytes) else str(name))
+                    if token is not None:
+                        tokens.add(token)
     except (tf.errors.OpError, ValueError) as error:
         logger.warning("Cannot read the TF checkpoint %s (%s); leaving its files alone.",
                        tf_prefix, error)
