@@ -7,7 +7,9 @@ checkpoint of all replicas; a run killed (SIGKILL) or failed mid-way is
 resumed by a fresh process from the newest committed checkpoint, and every
 replica's batches from there on equal those of an uninterrupted run. The
 iterators built on TF's MultiDeviceIterator are refused with a ValueError
-naming the InputOptions that work, before anything is written.
+naming the InputOptions that work, before anything is written. The same
+distributed iterator inside a `tf.train.Checkpoint` (`TrackableIterator`,
+saved by TF's CheckpointManager) resumes each replica exactly after SIGKILL.
 """
 
 from __future__ import annotations
@@ -153,3 +155,68 @@ def test_checkpoint_of_fewer_replicas_is_refused_and_kept(tmp_path):
     assert os.path.join(str(tmp_path), "input.ckpt-1") in result["message"]
     assert "input.ckpt-1.index" in result["files"], result["files"]
     assert any(n.startswith("input.ckpt-1.data-") for n in result["files"]), result["files"]
+
+
+def tf_checkpoint_steps(directory: Path) -> list[int]:
+    """Steps of the TF checkpoints `ckpt-<n>` whose index TF has written."""
+    if not directory.exists():
+        return []
+    return sorted(int(name[len("ckpt-"):-len(".index")]) for name in os.listdir(directory)
+                  if name.startswith("ckpt-") and name.endswith(".index") and ".tfdc-" not in name)
+
+
+def test_trackable_iterator_of_replicas_resumes_every_replica_exactly(tmp_path, uninterrupted):
+    directory, first, second = tmp_path / "ckpt", tmp_path / "first", tmp_path / "second"
+    process = subprocess.Popen(
+        [*worker_command("distributed_child"), "trackable_run", str(directory), str(first),
+         str(STEPS), str(SAVE_STEPS), "0.05"], env=child_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+
+    def committed_mid_run() -> bool:
+        steps = tf_checkpoint_steps(directory)
+        return bool(steps) and steps[-1] >= 2 * SAVE_STEPS and len(records(first)) > steps[-1] + 2
+
+    sigkill_when(process, committed_mid_run, deadline_s=DEADLINE_S, what="TF checkpoint")
+    assert len(records(first)) < STEPS, "the run was killed mid-way"
+    for step, replicas in records(first).items():
+        assert replicas == uninterrupted[step], step
+    latest = (directory / "checkpoint").read_text()
+    restored = max(tf_checkpoint_steps(directory))
+    assert f'"ckpt-{restored}"' in latest.splitlines()[0]
+    # One file set per replica, both named by the TF checkpoint.
+    beside = [n for n in os.listdir(directory) if n.startswith(f"ckpt-{restored}.tfdc-")
+              and n.endswith(".index")]
+    assert sorted(n.rsplit("-", 1)[1] for n in beside) == ["0.index", "1.index"], beside
+
+    child("trackable_run", str(directory), str(second), str(STEPS), str(SAVE_STEPS), "0")
+    after = records(second)
+    assert sorted(after) == list(range(restored, STEPS))
+    for step in range(restored, STEPS):
+        assert after[step] == uninterrupted[step], f"step {step}"
+        assert len(after[step]) == 2
+    # max_to_keep=2: only the kept TF checkpoints have our files, two parts each.
+    kept = tf_checkpoint_steps(directory)
+    assert len(kept) == 2, kept
+    ours = sorted(n for n in os.listdir(directory) if ".tfdc-" in n and n.endswith(".index"))
+    assert sorted({n.split(".tfdc-")[0] for n in ours}) == sorted(f"ckpt-{s}" for s in kept)
+    assert len(ours) == 4, ours
+
+
+def test_trackable_iterator_refuses_multi_device_iterators_and_other_widths(tmp_path):
+    result = json.loads(child("trackable_refusals", str(tmp_path)).stdout.strip()
+                        .splitlines()[-1])
+    multi = result["multi_device"]
+    assert multi["error"] == "ValueError", multi
+    assert "MultiDeviceIterator" in multi["message"]
+    assert "experimental_replication_mode=tf.distribute.InputReplicationMode.PER_REPLICA" in (
+        multi["message"])
+    fewer = result["fewer"]
+    assert fewer["error"] == "ValueError", fewer
+    assert "holds the input state of 2 iterators (replicas)" in fewer["message"], fewer
+    assert "this TrackableIterator has 1" in fewer["message"], fewer
+    assert [fewer["first"], fewer["next_after"]] == fewer["expected"]
+    more = result["more"]
+    assert more["error"] == "ValueError", more
+    assert "holds the input state of 1 iterators (replicas)" in more["message"], more
+    assert "this TrackableIterator has 2" in more["message"], more

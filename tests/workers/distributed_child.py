@@ -3,6 +3,8 @@
     python distributed_child.py run DIR RECORD STEPS SAVE_STEPS FAIL_AT STEP_SLEEP_S
     python distributed_child.py refusals DIR          (prints one JSON line)
     python distributed_child.py fewer_replicas DIR    (prints one JSON line)
+    python distributed_child.py trackable_run DIR RECORD STEPS SAVE_STEPS STEP_SLEEP_S
+    python distributed_child.py trackable_refusals DIR  (prints one JSON line)
 
 `run` builds the PER_REPLICA distributed dataset (`make_dataset`), restores
 the newest input checkpoint in DIR (if any), and trains until STEPS: each step
@@ -87,6 +89,85 @@ def run(directory: str, record: str, steps: int, save_steps: int, fail_at: int,
     manager.wait()
 
 
+def trackable_run(directory: str, record: str, steps: int, save_steps: int,
+                  sleep_s: float) -> None:
+    """As `run`, but the distributed iterator is in a tf.train.Checkpoint (TrackableIterator)
+    with a model variable, saved by a CheckpointManager every SAVE_STEPS steps."""
+    import tfdata_checkpoint as tc
+
+    strategy = set_up_devices()
+    iterator = make_iterator(strategy)
+    trackable = tc.TrackableIterator(iterator)
+    step_var = tf.Variable(0, dtype=tf.int64)
+    ckpt = tf.train.Checkpoint(step=step_var, iterator=trackable)
+    manager = tf.train.CheckpointManager(ckpt, directory, max_to_keep=2)
+    manager.restore_or_initialize()
+    start = int(step_var.numpy())
+
+    @tf.function
+    def train_step(it):
+        return strategy.run(lambda batch: tf.identity(batch), args=(next(it),))
+
+    with open(record, "a") as out:
+        for step in range(start, steps):
+            values = strategy.experimental_local_results(train_step(iterator))
+            out.write(json.dumps({"step": step, "replicas": [v.numpy().tolist() for v in values]})
+                      + "\n")
+            out.flush()
+            step_var.assign(step + 1)
+            if (step + 1) % save_steps == 0:
+                manager.save(checkpoint_number=step + 1)
+            time.sleep(sleep_s)
+
+
+def trackable_refusals(directory: str) -> None:
+    """What TrackableIterator does with iterators it cannot save, and with other widths."""
+    import tfdata_checkpoint as tc
+
+    strategy = set_up_devices()
+    dataset = tf.data.Dataset.range(1000).batch(4)
+    result = {}
+    multi_device = iter(strategy.experimental_distribute_dataset(dataset))
+    next(multi_device)
+    try:
+        tc.TrackableIterator(multi_device)
+    except ValueError as error:
+        result["multi_device"] = {"error": "ValueError", "message": str(error)}
+    else:
+        result["multi_device"] = {"error": None}
+    two = make_iterator(strategy)
+    next(two)
+    prefix = tf.train.Checkpoint(iterator=tc.TrackableIterator(two)).write(
+        os.path.join(directory, "two"))
+    one = iter(tf.distribute.MirroredStrategy(["/cpu:0"]).distribute_datasets_from_function(
+        dataset_fn, PER_REPLICA))
+    before = next(one).numpy().tolist()
+    try:
+        tf.train.Checkpoint(iterator=tc.TrackableIterator(one)).read(prefix)
+    except ValueError as error:
+        result["fewer"] = {"error": "ValueError", "message": str(error)}
+    else:
+        result["fewer"] = {"error": None}
+    # Refused before anything was restored: the iterator goes on where it was.
+    result["fewer"]["next_after"] = next(one).numpy().tolist()
+    reference = iter(tf.distribute.MirroredStrategy(["/cpu:0"]).distribute_datasets_from_function(
+        dataset_fn, PER_REPLICA))
+    result["fewer"]["expected"] = [next(reference).numpy().tolist() for _ in range(2)]
+    result["fewer"]["first"] = before
+    plain = iter(dataset)
+    next(plain)
+    plain_prefix = tf.train.Checkpoint(iterator=tc.TrackableIterator(plain)).write(
+        os.path.join(directory, "plain"))
+    three = make_iterator(strategy)
+    try:
+        tf.train.Checkpoint(iterator=tc.TrackableIterator(three)).read(plain_prefix)
+    except ValueError as error:
+        result["more"] = {"error": "ValueError", "message": str(error)}
+    else:
+        result["more"] = {"error": None}
+    print(json.dumps(result))
+
+
 def refusals(directory: str) -> None:
     import tfdata_checkpoint as tc
 
@@ -164,6 +245,10 @@ if __name__ == "__main__":
     mode, *args = sys.argv[1:]
     if mode == "run":
         run(args[0], args[1], int(args[2]), int(args[3]), int(args[4]), float(args[5]))
+    elif mode == "trackable_run":
+        trackable_run(args[0], args[1], int(args[2]), int(args[3]), float(args[4]))
+    elif mode == "trackable_refusals":
+        trackable_refusals(args[0])
     elif mode == "refusals":
         refusals(args[0])
     elif mode == "fewer_replicas":

@@ -11,6 +11,11 @@ index last, so a TF checkpoint never exists without committed input state.
 The restore function reads the names back and restores all iterators of
 the checkpoint, or none (`atomic_restore`).
 
+A distributed iterator whose replicas each have a plain iterator
+(`distributed_iterators`) is saved as one part per replica, all in the same
+save; its reference is then the vector of the parts' names, in replica order,
+and restoring it into an iterator of another replica count is refused.
+
 Why not the other hooks TF has (found by experiment, see the project notes):
 `_serialize_to_tensors` runs once at trace time inside `tf.function`, and
 `PythonState.serialize()` under `init_scope`, so later saves would overwrite
@@ -31,12 +36,19 @@ import secrets
 import weakref
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 from tensorflow.python.ops import gen_dataset_ops, io_ops
 from tensorflow.python.saved_model import registration
 
 from tfdata_checkpoint import ops
-from tfdata_checkpoint._src import arguments, atomic_restore, beside_writes, layout
+from tfdata_checkpoint._src import (
+    arguments,
+    atomic_restore,
+    beside_writes,
+    distributed_iterators,
+    layout,
+)
 from tfdata_checkpoint._src.iterator_state import (
     check_num_shards,
     external_state_policy_value,
@@ -74,7 +86,13 @@ class TrackableIterator(tf.__internal__.tracking.Trackable):
     deleted go at the next save, or when the process exits.
 
     Args:
-      iterator: `iter(dataset)` (an eager tf.data iterator).
+      iterator: `iter(dataset)` (an eager tf.data iterator), or the iterator
+        of a distributed dataset whose replicas each have a plain iterator
+        (MirroredStrategy's `distribute_datasets_from_function` with
+        `InputOptions(experimental_replication_mode=PER_REPLICA,
+        experimental_fetch_to_device=False)`): all replicas are saved in the
+        same checkpoint and restored together, into a distributed iterator of
+        as many replicas.
       external_state_policy: 'fail' (default), 'warn' or 'ignore' (or a
         `tf.data.experimental.ExternalStatePolicy`): what to do when the
         pipeline depends on state outside it.
@@ -88,7 +106,9 @@ class TrackableIterator(tf.__internal__.tracking.Trackable):
         garbage-collected. False writes every tensor each time.
 
     Raises:
-      ValueError: `iterator` is not an eager tf.data iterator, or a bad argument.
+      ValueError: `iterator` is not an eager tf.data iterator, a distributed
+        iterator built on TF's MultiDeviceIterator (the message names the
+        `InputOptions` that work), or a bad argument.
     """
 
     def __init__(
@@ -102,31 +122,44 @@ class TrackableIterator(tf.__internal__.tracking.Trackable):
     ) -> None:
         if isinstance(iterator, TrackableIterator):
             raise ValueError("iterator is already a TrackableIterator")  # noqa: TRY004
-        resource = getattr(iterator, "_iterator_resource", None)
-        if resource is None or not tf.executing_eagerly():
-            raise ValueError(
-                "TrackableIterator needs an eager tf.data iterator (iter(dataset)), got "
-                f"{type(iterator).__name__}; for tf.compat.v1 graphs use "
-                "tfdata_checkpoint.make_saveable_from_iterator"
-            )
+        not_eager = ValueError(
+            "TrackableIterator needs an eager tf.data iterator (iter(dataset)), got "
+            f"{type(iterator).__name__}; for tf.compat.v1 graphs use "
+            "tfdata_checkpoint.make_saveable_from_iterator"
+        )
+        if not tf.executing_eagerly():
+            raise not_eager
+        if distributed_iterators.is_distributed(iterator):
+            parts = distributed_iterators.component_iterators(iterator)
+        elif getattr(iterator, "_iterator_resource", None) is not None:
+            parts = [iterator]
+        else:
+            raise not_eager
         self._iterator = iterator
+        self._parts = parts
         self._policy = normalize_external_state_policy(external_state_policy)
         self._policy_value = external_state_policy_value(self._policy)
         self._num_shards = check_num_shards(num_shards)
         self._fsync = bool(fsync)
-        # One writer per object: its saves may reference its own last one.
-        self._incremental_key = (
-            f"TrackableIterator-{secrets.token_hex(8)}"
-            if arguments.boolean("incremental", incremental) else ""
-        )
-        if self._incremental_key:
-            finalizer = weakref.finalize(self, release_incremental_base, self._incremental_key)
+        # One writer per part: its saves may reference its own last one.
+        writer = f"TrackableIterator-{secrets.token_hex(8)}"
+        self._incremental_keys = [
+            f"{writer}-{part}" if arguments.boolean("incremental", incremental) else ""
+            for part in range(len(parts))
+        ]
+        if any(self._incremental_keys):
+            finalizer = weakref.finalize(self, _release_all, list(self._incremental_keys))
             finalizer.atexit = False  # the process frees it then
 
     @property
     def iterator(self) -> Any:
         """The wrapped iterator."""
         return self._iterator
+
+    @property
+    def parts(self) -> list[Any]:
+        """The plain iterators saved: `[iterator]`, or one per replica."""
+        return list(self._parts)
 
     @property
     def element_spec(self) -> Any:
@@ -143,13 +176,16 @@ class TrackableIterator(tf.__internal__.tracking.Trackable):
         """The next element of the wrapped iterator (as `iterator.get_next()`)."""
         return self._iterator.get_next()
 
-    def _write_state(self, prefix: Any) -> Any:
-        """Saves the live state as our checkpoint `prefix` (committed when it returns)."""
-        return ops.save_iterator(
-            iterator_resource(self._iterator), prefix,
-            external_state_policy=self._policy_value, num_shards=self._num_shards,
-            fsync=self._fsync, asynchronous=False, incremental_key=self._incremental_key,
-        )
+    def _write_state(self, prefixes: list[Any]) -> list[Any]:
+        """Saves each part's live state as our checkpoint `prefixes[i]` (committed on return)."""
+        return [
+            ops.save_iterator(
+                iterator_resource(part), prefix,
+                external_state_policy=self._policy_value, num_shards=self._num_shards,
+                fsync=self._fsync, asynchronous=False, incremental_key=key,
+            )
+            for part, prefix, key in zip(self._parts, prefixes, self._incremental_keys)
+        ]
 
     def _copy_trackable_to_cpu(self, object_map: Any) -> None:
         # TF's async checkpointing: capture now, on the training thread; the
@@ -170,32 +206,50 @@ class _CapturedState(tf.__internal__.tracking.Trackable):
 
     def __init__(self, original: TrackableIterator) -> None:
         self._original = original
-        self._state = tf.Variable(
-            self._serialize(), dtype=tf.variant, shape=tf.TensorShape(None), trainable=False,
-        )
+        self._states = [
+            tf.Variable(state, dtype=tf.variant, shape=tf.TensorShape(None), trainable=False)
+            for state in self._serialize()
+        ]
 
-    def _serialize(self) -> tf.Tensor:
+    def _serialize(self) -> list[tf.Tensor]:
         original = self._original
-        return gen_dataset_ops.serialize_iterator(
-            iterator_resource(original.iterator),
-            external_state_policy=original._policy_value,
-        )
+        return [
+            gen_dataset_ops.serialize_iterator(
+                iterator_resource(part), external_state_policy=original._policy_value,
+            )
+            for part in original.parts
+        ]
 
     @property
     def iterator(self) -> Any:
         """The iterator whose state this is."""
         return self._original.iterator
 
-    def capture(self) -> None:
-        self._state.assign(self._serialize())
+    @property
+    def parts(self) -> list[Any]:
+        """The plain iterators whose states these are."""
+        return self._original.parts
 
-    def _write_state(self, prefix: Any) -> Any:
+    def capture(self) -> None:
+        for variable, state in zip(self._states, self._serialize()):
+            variable.assign(state)
+
+    def _write_state(self, prefixes: list[Any]) -> list[Any]:
         original = self._original
-        return ops.save_iterator_shards(
-            self._state.read_value(), prefix, num_shards=original._num_shards,
-            fsync=original._fsync, asynchronous=False,
-            incremental_key=original._incremental_key,
-        )
+        return [
+            ops.save_iterator_shards(
+                variable.read_value(), prefix, num_shards=original._num_shards,
+                fsync=original._fsync, asynchronous=False, incremental_key=key,
+            )
+            for variable, prefix, key in zip(
+                self._states, prefixes, original._incremental_keys)
+        ]
+
+
+def _release_all(keys: list[str]) -> None:
+    for key in keys:
+        if key:
+            release_incremental_base(key)
 
 
 def _is_ours(obj: Any) -> bool:
@@ -219,27 +273,31 @@ def _escape(text: str) -> str:
 def _save_fn(trackables: dict[str, Any], file_prefix: tf.Tensor) -> tf.Tensor:
     """TF's registered save function: our files, then a reference per iterator in TF's bundle."""
     keys = sorted(trackables)
+    widths = [len(trackables[key].parts) for key in keys]
+    # Every part of every iterator gets its own prefix, all of one save (one token).
+    starts = [sum(widths[:i]) for i in range(len(keys))]
     if tf.executing_eagerly():
         tf_prefix = _tf_prefix(file_prefix.numpy().decode())
-        prefixes = beside_writes.begin_save(tf_prefix, len(keys))
-        names = []
-        for key, prefix in zip(keys, prefixes):
-            trackables[key]._write_state(prefix)
-            names.append(layout.split_path(prefix)[1])
-        references = [tf.constant(name) for name in names]
+        prefixes = beside_writes.begin_save(tf_prefix, sum(widths))
+        references = []
+        for key, start, width in zip(keys, starts, widths):
+            mine = prefixes[start:start + width]
+            trackables[key]._write_state(mine)
+            references.append(_reference([layout.split_path(p)[1] for p in mine]))
     else:
         # Inside tf.function (ckpt.write in a tf.function, TF's multi-device
         # saves): the token and the sweep must happen at every call, not at
         # trace time, hence the py_function.
-        count = len(keys)
+        count = sum(widths)
         prefixes = tf.py_function(
             lambda p: beside_writes.begin_save(p.numpy().decode(), count),
             [_tf_prefix(file_prefix)], Tout=[tf.string] * count,
         )
         references = []
-        for key, prefix in zip(keys, prefixes):
-            written = trackables[key]._write_state(prefix)
-            references.append(tf.strings.regex_replace(written, "^.*/", ""))
+        for key, start, width in zip(keys, starts, widths):
+            written = trackables[key]._write_state(prefixes[start:start + width])
+            references.append(_reference(
+                [tf.strings.regex_replace(w, "^.*/", "") for w in written]))
     save = io_ops.save_v2(
         file_prefix, [layout.reference_key(key) for key in keys], [""] * len(keys), references,
     )
@@ -247,6 +305,13 @@ def _save_fn(trackables: dict[str, Any], file_prefix: tf.Tensor) -> tf.Tensor:
     # for our SaveV2 (and thus for our files) inside a tf.function too.
     with tf.control_dependencies([save]):
         return tf.identity(file_prefix)
+
+
+def _reference(names: list[Any]) -> tf.Tensor:
+    """What TF's bundle holds for one iterator: its name, or the vector of its parts' names."""
+    if len(names) == 1:
+        return tf.convert_to_tensor(names[0], tf.string)
+    return tf.stack(names)
 
 
 def _restore_fn(trackables: dict[str, Any], merged_prefix: tf.Tensor) -> Any:
@@ -263,33 +328,61 @@ def _restore_fn(trackables: dict[str, Any], merged_prefix: tf.Tensor) -> Any:
             [tf.variant] * len(keys),
         )
         for key, state in zip(keys, states):
-            gen_dataset_ops.deserialize_iterator(iterator_resource(raw[key].iterator), state)
+            parts = raw[key].parts
+            if len(parts) != 1:
+                raise ValueError(
+                    f"The TF checkpoint holds a raw iterator's state for {key!r}, but this "
+                    f"TrackableIterator has {len(parts)} replicas: only a plain iterator "
+                    "can be restored from a raw iterator's checkpoint."
+                )
+            gen_dataset_ops.deserialize_iterator(iterator_resource(parts[0]), state)
     return restore
 
 
 def _restore_ours(trackables: dict[str, Any], merged_prefix: tf.Tensor) -> Any:
     keys = sorted(trackables)
-    iterators = [trackables[key].iterator for key in keys]
     references = io_ops.restore_v2(
         merged_prefix, [layout.reference_key(key) for key in keys], [""] * len(keys),
         [tf.string] * len(keys),
     )
+    iterators = []
     if not tf.executing_eagerly():
         directory = tf.strings.regex_replace(merged_prefix, "[^/]*$", "")
-        prefixes = [directory + reference for reference in references]
+        prefixes = []
+        for key, reference in zip(keys, references):
+            parts = trackables[key].parts
+            names = tf.reshape(reference, [-1])
+            with tf.control_dependencies([tf.debugging.assert_equal(
+                    tf.size(names), len(parts),
+                    message=f"the TF checkpoint holds the input state of another number of "
+                            f"iterators (replicas) for {key!r} than the {len(parts)} of this "
+                            "TrackableIterator")]):
+                names = tf.identity(names)
+            iterators += parts
+            prefixes += [directory + name for name in tf.unstack(names, num=len(parts))]
         return atomic_restore.build_graph_restore(iterators, prefixes)
     merged = merged_prefix.numpy().decode() if hasattr(merged_prefix, "numpy") else merged_prefix
     directory, _ = layout.split_path(merged)
     prefixes = []
     for key, reference in zip(keys, references):
-        name = reference.numpy().decode()
-        if not layout.is_beside_name(name):
-            raise tf.errors.DataLossError(
-                None, None,
-                f"{merged}: the input state reference of {key!r} is not a file name of ours: "
-                f"{name!r}",
+        names = [n.decode() if isinstance(n, bytes) else str(n)
+                 for n in np.asarray(reference.numpy(), dtype=object).reshape(-1)]
+        parts = trackables[key].parts
+        if len(names) != len(parts):
+            raise ValueError(
+                f"The TF checkpoint {merged} holds the input state of {len(names)} iterators "
+                f"(replicas) for {key!r}, but this TrackableIterator has {len(parts)}: restore "
+                "it into a distributed iterator with as many replicas as it was saved from."
             )
-        prefixes.append(layout.join_path(directory, name))
+        for name in names:
+            if not layout.is_beside_name(name):
+                raise tf.errors.DataLossError(
+                    None, None,
+                    f"{merged}: the input state reference of {key!r} is not a file name of "
+                    f"ours: {name!r}",
+                )
+            prefixes.append(layout.join_path(directory, name))
+        iterators += parts
     try:
         atomic_restore.restore_eagerly(iterators, prefixes)
     except atomic_restore.CheckpointDamaged as damaged:
