@@ -171,6 +171,83 @@ def test_killed_writer_resumes_and_its_leftovers_go(url):
                 assert step in committed, f"{name} is no part of a committed checkpoint"
 
 
+TRACKABLE_WRITER = textwrap.dedent(
+    """
+    import sys
+    import tensorflow as tf
+    import tfdata_checkpoint as tc
+    from tests.support.kill_pipeline import make_dataset
+    {imports}
+    iterator = iter(make_dataset(0))
+    step = tf.Variable(0, dtype=tf.int64)
+    ckpt = tf.train.Checkpoint(step=step, iterator=tc.TrackableIterator(iterator, num_shards=2))
+    manager = tf.train.CheckpointManager(ckpt, sys.argv[1], max_to_keep=2)
+    for n in range(1, 13):
+        next(iterator)
+        step.assign(n)
+        if n % 3 == 0:
+            manager.save(checkpoint_number=n)
+    """
+)
+
+
+def test_trackable_iterator_in_a_checkpoint_manager(url):
+    """TrackableIterator inside tf.train.Checkpoint, kept by CheckpointManager(max_to_keep=2):
+    another process restores the newest exactly; only the kept checkpoints have our files."""
+    imports = "import tensorflow_io" if STORE == "s3" else ""
+    subprocess.run([sys.executable, "-c", TRACKABLE_WRITER.format(imports=imports), url],
+                   check=True, env=_child_env(), timeout=600)
+    names = [n.rstrip("/") for n in tf.io.gfile.listdir(url)]
+    kept = sorted(n[: -len(".index")] for n in names
+                  if n.endswith(".index") and ".tfdc-" not in n)
+    assert kept == ["ckpt-12", "ckpt-9"], names
+    indexes = [n for n in names if ".tfdc-" in n and n.endswith(".index")]
+    assert sorted(n.split(".tfdc-")[0] for n in indexes) == kept, indexes
+    # Every data file of ours is read by a kept checkpoint: its own, or (incremental) referenced.
+    read = set()
+    for index in indexes:
+        info = json.loads(tc.ops.describe_iterator_shards(
+            f"{url}/{index[: -len('.index')]}", verify=True).numpy())
+        read |= {shard["name"] for shard in info["shards"]} | set(info["referenced_files"])
+    data = {n for n in names if ".tfdc-" in n and ".data-" in n}
+    assert data == read, sorted(data ^ read)
+    iterator = iter(make_dataset(0))
+    step = tf.Variable(0, dtype=tf.int64)
+    ckpt = tf.train.Checkpoint(step=step, iterator=tc.TrackableIterator(iterator))
+    manager = tf.train.CheckpointManager(ckpt, url, max_to_keep=2)
+    assert manager.restore_or_initialize() == f"{url}/ckpt-12"
+    assert int(step.numpy()) == 12
+    assert _ids(iterator, FOLLOWING) == _expected(12)
+    # The older kept checkpoint restores too (its chain of references is whole).
+    older = iter(make_dataset(0))
+    tf.train.Checkpoint(step=tf.Variable(0, dtype=tf.int64),
+                        iterator=tc.TrackableIterator(older)).read(f"{url}/ckpt-9")
+    assert _ids(older, FOLLOWING) == _expected(9)
+
+
+def test_saveable_in_a_tf1_saver(url):
+    """make_saveable_from_iterator with a TF1 Saver writing to the bucket, restored in a new graph."""
+    with tf.Graph().as_default():
+        iterator = tf.compat.v1.data.make_one_shot_iterator(make_dataset(0))
+        ident = iterator.get_next()[0]
+        saver = tf.compat.v1.train.Saver(
+            [tc.make_saveable_from_iterator(iterator)], max_to_keep=2)
+        with tf.compat.v1.Session() as session:
+            for n in range(1, 10):
+                session.run(ident)
+                if n % 3 == 0:
+                    saver.save(session, f"{url}/model.ckpt", global_step=n)
+    assert tf.train.latest_checkpoint(url) == f"{url}/model.ckpt-9"
+    expected = _expected(9)
+    with tf.Graph().as_default():
+        iterator = tf.compat.v1.data.make_one_shot_iterator(make_dataset(0))
+        ident = iterator.get_next()[0]
+        saver = tf.compat.v1.train.Saver([tc.make_saveable_from_iterator(iterator)])
+        with tf.compat.v1.Session() as session:
+            saver.restore(session, f"{url}/model.ckpt-9")
+            assert [int(session.run(ident)) for _ in range(FOLLOWING)] == expected
+
+
 def test_corruption_is_detected_and_fallback_restores_the_previous(url, capsys):
     iterator = iter(make_dataset(0))
     manager = tc.IteratorCheckpointManager(iterator, url, num_shards=2)
