@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -25,6 +26,14 @@ constexpr uint64_t kReadRangeBytes = 32ull << 20;
 // Segments smaller than this are read in batches through a staging buffer.
 constexpr uint64_t kDirectReadBytes = 256 << 10;
 constexpr uint64_t kStagingBytes = 2ull << 20;  // Per IO thread: counts in peak memory.
+// Referenced pieces at most this far apart in a shard file are read in one
+// go, the bytes between them read and dropped: one read per staging buffer
+// instead of one per piece (the elements of a shuffle buffer are never
+// adjacent in a shard: an own-stream scalar, or a consumed element, lies
+// between any two).
+constexpr uint64_t kReadThroughGapBytes = 64 << 10;
+// The piece of a segment that covers such a gap: its bytes go nowhere.
+constexpr size_t kGapPiece = std::numeric_limits<size_t>::max();
 
 struct RangeResult {
   absl::Status status;
@@ -94,7 +103,8 @@ class RangeReader {
     size_t i = 0;
     while (i < segments.size()) {
       const Segment& seg = segments[i];
-      if (seg.length >= kDirectReadBytes && pieces_.destination(seg.piece) != nullptr) {
+      if (seg.length >= kDirectReadBytes && seg.piece != kGapPiece &&
+          pieces_.destination(seg.piece) != nullptr) {
         char* dst = pieces_.destination(seg.piece) + seg.piece_offset;
         if (absl::Status s = ReadExactly(file_, path_, file_offset_, seg.length, dst);
             !s.ok()) {
@@ -147,10 +157,12 @@ class RangeReader {
         const Segment& seg = segments[i];
         const uint64_t take = std::min(seg.length - consumed, n - pos);
         const char* src = staging_.data() + pos;
-        char* dst = pieces_.destination(seg.piece);
         const absl::string_view bytes(src, take);
-        crc = dst != nullptr ? Crc32cCopy(dst + seg.piece_offset + consumed, bytes, crc)
-                             : Crc32cExtend(crc, bytes);
+        if (seg.piece != kGapPiece) {
+          char* dst = pieces_.destination(seg.piece);
+          crc = dst != nullptr ? Crc32cCopy(dst + seg.piece_offset + consumed, bytes, crc)
+                               : Crc32cExtend(crc, bytes);
+        }
         consumed += take;
         pos += take;
         if (consumed == seg.length) {
@@ -166,6 +178,7 @@ class RangeReader {
   }
 
   void Record(const Segment& seg, uint32_t crc, RangeResult* result) {
+    if (seg.piece == kGapPiece) return;
     if (result->crcs.Add(pieces_.length(seg.piece), seg, crc) && crc != pieces_.crc(seg.piece) &&
         result->bad_piece < 0) {
       result->bad_piece = static_cast<int64_t>(seg.piece);
@@ -225,12 +238,13 @@ struct ReadRanges {
 };
 
 // The referenced pieces cut into read tasks: runs of pieces adjacent in their
-// stream, split at shard bounds, and the runs of one shard file gathered into
-// tasks of up to kReadRangeBytes, read in file order. Only referenced bytes
-// are read; gathering keeps the reads of a task sequential (the kernel's
-// readahead then works as for a whole shard) and the tasks few, however
-// scattered the pieces (a shuffle buffer's elements are never adjacent: an
-// int64 scalar of the own stream lies between any two).
+// stream (or at most kReadThroughGapBytes apart: the gap is read and
+// dropped), split at shard bounds, and the runs of one shard file gathered
+// into tasks of up to kReadRangeBytes, read in file order. Reading through
+// small gaps makes one read of a staging buffer serve many pieces, however
+// scattered (a shuffle buffer's elements are never adjacent: an int64 scalar
+// of the own stream lies between any two); gathering keeps the reads of a
+// task sequential (the kernel's readahead then works as for a whole shard).
 struct ReferencedRun {
   uint64_t file_offset;
   size_t first_segment;  // Its segments, end to end from file_offset, are
@@ -318,7 +332,12 @@ absl::Status PlanReferencedReads(const std::string& prefix, const CheckpointInde
         reads->ranges.push_back({piece.stream, shard, 0, {}, {}});
         range = &reads->ranges.back();
       }
-      if (range->runs.empty() || run_end != file_pos) {
+      if (!range->runs.empty() && file_pos > run_end &&
+          file_pos - run_end <= kReadThroughGapBytes &&
+          range->bytes + (file_pos - run_end) < kReadRangeBytes) {
+        range->segments.push_back({kGapPiece, 0, file_pos - run_end});
+        range->bytes += file_pos - run_end;
+      } else if (range->runs.empty() || run_end != file_pos) {
         range->runs.push_back({file_pos, range->segments.size()});
       }
       const uint64_t take =

@@ -42,10 +42,10 @@ struct ReadLayout {
 ReadLayout VerificationLayout(const CheckpointIndex& index);
 
 // Reads every own shard of the checkpoint at `prefix` (as `index` lists
-// them) and the referenced pieces of the earlier checkpoints' shards (only
-// those, in runs of adjacent pieces) into the destinations, and checks every
-// own shard's size and checksum, the size of every referenced shard file,
-// and every piece's checksum. NotFound names a missing shard, DataLoss a
+// them) and the referenced pieces of the earlier checkpoints' shards (those,
+// and the gaps of up to 64 KiB between them) into the destinations, and
+// checks every own shard's size and checksum, the size of every referenced
+// shard file, and every piece's checksum. NotFound names a missing shard, DataLoss a
 // damaged one (and, for a piece, its entry).
 absl::Status ReadShards(const std::string& prefix, const CheckpointIndex& index,
                         const ReadLayout& layout);
