@@ -483,6 +483,18 @@ TFDC_TEST(ScatteredReferencesAreReadAndCheckedPieceByPiece) {
   RestoredState restored;
   CHECK_TRUE(ReadCheckpointState(dir.path() + "/s-2", &restored).ok());
   CHECK_TRUE(SameState(second, restored));
+  // The gaps between the referenced pieces are read and dropped: a damaged
+  // byte of a consumed element (entry 1 of s-1) is no part of s-2.
+  {
+    const CheckpointIndex base = Index(dir.path() + "/s-1");
+    const TensorRecord& gap = base.entries[1].tensors[1];
+    CHECK_EQ_VAL(gap.length, static_cast<uint64_t>(items[1].tensor.tensor_data().size()));
+    EditFile(ShardPath(dir.path() + "/s-1", base.shards[gap.shard].name),
+             [&](std::string* b) { (*b)[gap.offset + 5] ^= 0x01; });
+    RestoredState again;
+    CHECK_TRUE(ReadCheckpointState(dir.path() + "/s-2", &again).ok());
+    CHECK_TRUE(SameState(second, again));
+  }
   // Damage the tensor of entry 17 where it lies: the error names its entry
   // and the shard it is in.
   const CheckpointIndex index = Index(dir.path() + "/s-2");
