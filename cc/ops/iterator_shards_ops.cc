@@ -184,9 +184,9 @@ REGISTER_OP("SweepBesideCheckpoints")
     .SetIsStateful()
     .SetShapeFn(Shapes({0, 1}, Output::kVector))
     .Doc(R"doc(
-Removes our files beside TF checkpoints (TrackableIterator,
-make_saveable_from_iterator: "<name>.tfdc-<token>-<part>.*") that no TF
-checkpoint names any more: those of TF checkpoints deleted (a Saver's
+Removes our files beside TF checkpoints ("<name>.tfdc-<token>-<part>.*", by
+TrackableIterator and make_saveable_from_iterator) that no TF checkpoint
+names any more: those of TF checkpoints deleted (a Saver's
 max_to_keep, tf.train.CheckpointManager, a user), of saves killed before TF's
 index was written, and of saves replaced by a later save of the same name.
 Shard files that a kept checkpoint of ours refers to (incremental saves) stay;
