@@ -43,7 +43,7 @@ def cc_build(tmp_path_factory):
     "name",
     ["shard_plan_test", "checkpoint_index_test", "tensor_codec_test", "crc32c_test",
      "piece_layout_test", "state_test", "checkpoint_io_test", "incremental_io_test",
-               "beside_sweep_test"],
+     "beside_sweep_test"],
 )
 def test_cc_unit(cc_build, name):
     result = subprocess.run(
