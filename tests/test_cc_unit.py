@@ -1,5 +1,5 @@
 """Builds the C++ unit tests (shard planner, piece layout, index and tensor codecs, state, checkpoint
-files) and runs them."""
+files, the sweep of our files beside TF checkpoints) and runs them."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ def cc_build(tmp_path_factory):
         check=True, env=env, capture_output=True,
     )
     targets = ["shard_plan_test", "checkpoint_index_test", "tensor_codec_test", "crc32c_test",
-               "piece_layout_test", "state_test", "checkpoint_io_test", "incremental_io_test"]
+               "piece_layout_test", "state_test", "checkpoint_io_test", "incremental_io_test",
+               "beside_sweep_test"]
     result = subprocess.run(
         [cmake, "--build", str(build), "--parallel", "2", "--target", *targets],
         check=False, env=env, capture_output=True, text=True,
@@ -41,7 +42,8 @@ def cc_build(tmp_path_factory):
 @pytest.mark.parametrize(
     "name",
     ["shard_plan_test", "checkpoint_index_test", "tensor_codec_test", "crc32c_test",
-     "piece_layout_test", "state_test", "checkpoint_io_test", "incremental_io_test"],
+     "piece_layout_test", "state_test", "checkpoint_io_test", "incremental_io_test",
+     "beside_sweep_test"],
 )
 def test_cc_unit(cc_build, name):
     result = subprocess.run(

@@ -177,4 +177,27 @@ verify: also read every byte and check every checksum, the referenced bytes
   included. Raises DataLoss or NotFound naming what is damaged or missing.
 )doc");
 
+REGISTER_OP("SweepBesideCheckpoints")
+    .Input("tf_prefix: string")
+    .Input("protected_tokens: string")
+    .Output("removed: string")
+    .SetIsStateful()
+    .SetShapeFn(Shapes({0, 1}, Output::kVector))
+    .Doc(R"doc(
+Removes our files beside TF checkpoints ("<name>.tfdc-<token>-<part>.*", by
+TrackableIterator and make_saveable_from_iterator) that no TF checkpoint
+names any more: those of TF checkpoints deleted (a Saver's
+max_to_keep, tf.train.CheckpointManager, a user), of saves killed before TF's
+index was written, and of saves replaced by a later save of the same name.
+Shard files that a kept checkpoint of ours refers to (incremental saves) stay;
+our index goes before its shards. A TF checkpoint whose bundle cannot be read
+keeps its files. Problems are logged, never raised: a save that runs this
+first is not failed by it.
+
+tf_prefix: a TF checkpoint prefix; the TF checkpoints of its directory with
+  its base name ("ckpt" for "ckpt-3") are looked at. It need not exist.
+protected_tokens: tokens of saves in flight, whose files are never touched.
+removed: the paths removed.
+)doc");
+
 }  // namespace tfdata_checkpoint

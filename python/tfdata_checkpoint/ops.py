@@ -16,6 +16,11 @@ They work eagerly, in graphs and inside `tf.function`, like any TensorFlow op:
   lets go of what the key holds (buffered tensors of that last save).
 - `check_iterator_element_spec(iterator, prefix)`, `wait_for_iterator_shards(directory)`,
   `describe_iterator_shards(prefix, verify=False)`.
+- `sweep_beside_checkpoints(tf_prefix, protected_tokens)`: removes our files beside TF
+  checkpoints (`TrackableIterator`, `make_saveable_from_iterator`) of the base of
+  `tf_prefix` (`ckpt` for `ckpt-3`) that no TF checkpoint names any more; returns the
+  paths removed. Every Saver save of `make_saveable_from_iterator` runs it first; run it
+  yourself (`protected_tokens=[]`) after a job's last save, with no save running.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ check_iterator_element_spec = _ops.check_iterator_element_spec
 wait_for_iterator_shards = _ops.wait_for_iterator_shards
 describe_iterator_shards = _ops.describe_iterator_shards
 release_incremental_base = _ops.release_incremental_base
+sweep_beside_checkpoints = _ops.sweep_beside_checkpoints
 
 __all__ = [
     "check_iterator_element_spec",
@@ -41,5 +47,6 @@ __all__ = [
     "restore_iterator_shards",
     "save_iterator",
     "save_iterator_shards",
+    "sweep_beside_checkpoints",
     "wait_for_iterator_shards",
 ]

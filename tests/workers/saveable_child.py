@@ -6,7 +6,11 @@ CONFIG keys: dir, steps (run until this global step), save_every, route
 ("session": MonitoredTrainingSession, "estimator": tf.estimator on TF 2.15,
 "export": a Saver that also exports the meta graph, "import": a Saver rebuilt
 by import_meta_graph from the newest checkpoint's meta graph), max_to_keep,
-kill_at (SIGKILL itself right after this global step, before any final save).
+kill_at (SIGKILL itself right after this global step, before any final save),
+incremental (passed on if given), kill_in_save_at ("export"/"import": at the save of
+this step write only our files, then SIGKILL itself before TF's index is written),
+"read" route: restore the checkpoint `prefix` with a Saver from its meta graph and
+read `steps` elements, saving nothing.
 
 Prints one JSON line: the global step it started from and the element ids it
 got, one per step.
@@ -35,7 +39,8 @@ def _build(config):
     # iterator's initializer runs after the Saver's restore in a MonitoredTrainingSession,
     # and would start the stream over; the same holds for TF's own saveable.)
     iterator = v1.data.make_one_shot_iterator(make_dataset())
-    saveable = tc.make_saveable_from_iterator(iterator, config.get("policy"))
+    extra = {"incremental": config["incremental"]} if "incremental" in config else {}
+    saveable = tc.make_saveable_from_iterator(iterator, config.get("policy"), **extra)
     v1.add_to_collection(v1.GraphKeys.SAVEABLE_OBJECTS, saveable)
     element_id = iterator.get_next()[0]
     with tf.control_dependencies([element_id]):
@@ -141,7 +146,29 @@ def _export_or_import(config):
             element, _ = sess.run([element_id, train])
             elements.append(int(element))
             if (step + 1) % config["save_every"] == 0:
+                prefix = os.path.join(directory, f"model.ckpt-{step + 1}")
+                if step + 1 == config.get("kill_in_save_at"):
+                    _write_ours_then_die(sess, saver, prefix)
                 saver.save(sess, os.path.join(directory, "model.ckpt"), global_step=step + 1)
+    return start, elements
+
+
+def _write_ours_then_die(sess, saver, prefix):
+    """A save killed after our SaveIterator ops, before TF wrote its bundle."""
+    graph = sess.graph
+    ours = [op.outputs[0] for op in graph.get_operations() if op.type == "SaveIterator"]
+    sess.run(ours, {saver.saver_def.filename_tensor_name: prefix})
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _read(config):
+    saver = v1.train.import_meta_graph(config["prefix"] + ".meta")
+    element_id = v1.get_collection("element")[0]
+    global_step = v1.train.get_global_step()
+    with v1.Session() as sess:
+        saver.restore(sess, config["prefix"])
+        start = int(sess.run(global_step))
+        elements = [int(sess.run(element_id)) for _ in range(config["steps"])]
     return start, elements
 
 
@@ -153,6 +180,8 @@ def main() -> None:
         start, elements = _session(config)
     elif route == "estimator":
         start, elements = _estimator(config)
+    elif route == "read":
+        start, elements = _read(config)
     else:
         start, elements = _export_or_import(config)
     print(json.dumps({"start": start, "elements": elements}), flush=True)

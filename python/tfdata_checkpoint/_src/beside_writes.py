@@ -30,7 +30,6 @@ import threading
 
 from tfdata_checkpoint._src import layout
 from tfdata_checkpoint._src.storage import beside_collector
-from tfdata_checkpoint._src.storage.references import ReferencedFiles
 from tfdata_checkpoint._src.storage.writer_lock import WriterLock
 
 logger = logging.getLogger(__name__)
@@ -41,8 +40,6 @@ _in_flight: dict[str, tuple[str, int]] = {}
 # (directory, base) -> the writer lock held for it.
 _writers: dict[tuple[str, str], WriterLock] = {}
 _atexit_registered = False
-# What our indexes beside TF checkpoints refer to (incremental saves), across sweeps.
-_references = ReferencedFiles()
 
 
 def _resolve_committed() -> None:
@@ -79,7 +76,7 @@ def begin_save(tf_prefix: str, num_parts: int) -> list[str]:
             if thread == me:
                 del _in_flight[token]
         _resolve_committed()
-        beside_collector.sweep(directory, base, _in_flight, _references)
+        beside_collector.sweep(directory, base, _in_flight)
         token = secrets.token_hex(8)
         _in_flight[token] = (tf_prefix, me)
         if not _atexit_registered:
@@ -98,6 +95,6 @@ def sweep_all() -> None:
         _resolve_committed()
         for directory, base in list(_writers):
             try:
-                beside_collector.sweep(directory, base, _in_flight, _references)
+                beside_collector.sweep(directory, base, _in_flight)
             except Exception as error:  # noqa: BLE001 - at exit nothing can handle it
                 logger.warning("Cannot remove old input state files in %s: %s", directory, error)

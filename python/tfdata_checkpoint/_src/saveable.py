@@ -15,6 +15,14 @@ first: it registers the ops). The checkpoint prefix is the Saver's filename
 tensor, taken from the Saver builder that asks for the tensor (a
 `SaveableObject` is not told where it is saved), and the token is made in the
 graph from the time in microseconds and a random number at each save.
+
+Before our files are written, each save removes ours that belong to no TF
+checkpoint any more (op `SweepBesideCheckpoints`, as TrackableIterator's saves
+do from Python): those of checkpoints the Saver's `max_to_keep` deleted, of
+killed saves, and of saves replaced by a later save of the same name. The
+Saver deletes its old checkpoints after its save op has run, so ours of the
+checkpoint deleted at a save go at the next save; nothing sweeps at restore
+(another process, e.g. an evaluator, may restore while the trainer saves).
 """
 
 from __future__ import annotations
@@ -106,10 +114,13 @@ class _IteratorSaveable(saveable_object.SaveableObject):
         # Built when the Saver builds its save op, from that Saver's filename.
         tf_prefix = _saver_checkpoint_prefix()
         with tf.compat.v1.colocate_with(self._resource):
-            prefix = tf.strings.join([tf_prefix, layout.BESIDE_INFIX, _graph_token(), "-0"])
-            saved = ops.save_iterator(self._resource, prefix,
-                                      external_state_policy=self._policy, asynchronous=False,
-                                      incremental_key=self._incremental_key)
+            save = _save_of(tf_prefix)
+            part = save.parts.setdefault(id(self), len(save.parts))
+            prefix = tf.strings.join([tf_prefix, layout.BESIDE_INFIX, save.token, f"-{part}"])
+            with tf.control_dependencies([save.sweep]):
+                saved = ops.save_iterator(self._resource, prefix,
+                                          external_state_policy=self._policy, asynchronous=False,
+                                          incremental_key=self._incremental_key)
             return tf.strings.regex_replace(saved, "^.*/", "")
 
     def restore(self, restored_tensors: Any, restored_shapes: Any) -> tf.Operation:
@@ -118,6 +129,37 @@ class _IteratorSaveable(saveable_object.SaveableObject):
         with tf.compat.v1.colocate_with(self._resource):
             directory = tf.strings.regex_replace(tf_prefix, "[^/]*$", "")
             return ops.restore_iterator(self._resource, directory + restored_tensors[0])
+
+
+class _SaverSave:
+    """What the saveables of one Saver's save op share: token, sweep, parts.
+
+    One token per save, each saveable its own part (`<ckpt>.tfdc-<token>-<part>`),
+    as TrackableIterator's iterators in one checkpoint: the sweep, which
+    protects the token, then never takes another saveable's files of the same
+    save for those of a killed one.
+    """
+
+    def __init__(self, tf_prefix: tf.Tensor) -> None:
+        self.token = _graph_token()
+        # Before our files are written: removes ours of TF checkpoints the Saver
+        # deleted since (it deletes after its save op, in Python, so those of the
+        # one deleted at a save go at the next), of killed saves, and of saves
+        # that a later save of the same name replaced. Problems are logged only.
+        self.sweep = ops.sweep_beside_checkpoints(tf_prefix, tf.reshape(self.token, [1])).op
+        self.parts: dict[int, int] = {}
+
+
+# Graph -> the filename tensor's name -> the save op being built with it.
+_saves: weakref.WeakKeyDictionary[tf.Graph, dict[str, _SaverSave]] = weakref.WeakKeyDictionary()
+
+
+def _save_of(tf_prefix: tf.Tensor) -> _SaverSave:
+    by_filename = _saves.setdefault(tf_prefix.graph, {})
+    save = by_filename.get(tf_prefix.name)
+    if save is None:
+        save = by_filename[tf_prefix.name] = _SaverSave(tf_prefix)
+    return save
 
 
 def _graph_token() -> tf.Tensor:

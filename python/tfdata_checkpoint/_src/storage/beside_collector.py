@@ -14,25 +14,28 @@ save `<token>` of the TF checkpoint `<name>` is garbage when
 
 and it is not in flight (`protected`). Shard files that a save still kept (in
 flight, or named by its TF checkpoint) refers to stay (incremental saves read
-tensors from earlier saves' shards: `storage.references`) until none does.
-Our index goes first, so that a
-deletion cut short never leaves something that looks whole. A TF checkpoint
-whose bundle cannot be read is left alone, with its files, for whoever looks
-into it. Only TF checkpoints of one base (`ckpt` for `ckpt-<n>`) are looked at:
-the caller holds that base's writer lock, so nobody else writes them.
+tensors from earlier saves' shards) until none does. Our index goes first, so
+that a deletion cut short never leaves something that looks whole. A TF
+checkpoint whose bundle cannot be read is left alone, with its files, for
+whoever looks into it. Only TF checkpoints of one base (`ckpt` for `ckpt-<n>`)
+are looked at: the caller holds that base's writer lock, so nobody else writes
+them.
+
+The sweep itself is the op `SweepBesideCheckpoints`, shared with the TF1 route
+(`saveable`), whose saves are graph ops only; `referenced_tokens` stays in
+Python for `beside_writes`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Container
+from collections.abc import Collection
 
 import numpy as np
 import tensorflow as tf
 
+from tfdata_checkpoint import ops
 from tfdata_checkpoint._src import layout
-from tfdata_checkpoint._src.storage.collector import remove_if_present
-from tfdata_checkpoint._src.storage.references import UNKNOWN, ReferencedFiles
 
 logger = logging.getLogger(__name__)
 
@@ -65,61 +68,30 @@ def referenced_tokens(tf_prefix: str) -> frozenset[str] | None:
     return frozenset(tokens)
 
 
-def sweep(
-    directory: str,
-    base: str,
-    protected: Container[str],
-    references: ReferencedFiles | None = None,
-) -> list[str]:
+def sweep(directory: str, base: str, protected: Collection[str]) -> list[str]:
     """Removes our files beside TF checkpoints of `base` in `directory` that are garbage.
+
+    The op `SweepBesideCheckpoints` (`cc/io/beside_sweep.cc`) does it, the
+    same one that every Saver save of `make_saveable_from_iterator` runs: it
+    remembers what our indexes refer to across calls, process-wide.
 
     Args:
       directory: the directory of the TF checkpoints.
       base: their base name (`layout.tf_checkpoint_base`).
       protected: tokens of saves in flight, never touched.
-      references: remembers what our indexes refer to, across sweeps.
 
     Returns:
       The paths removed.
     """
-    references = references if references is not None else ReferencedFiles()
-    try:
-        names = tf.io.gfile.listdir(directory or ".")
-    except tf.errors.NotFoundError:
-        return []
-    groups: dict[tuple[str, str], list[str]] = {}
-    for name in names:
-        parsed = layout.parse_beside_file(name)
-        if parsed is None or layout.tf_checkpoint_base(parsed.tf_name) != base:
-            continue
-        groups.setdefault((parsed.tf_name, parsed.token), []).append(name)
-    named: dict[str, frozenset[str] | None] = {}
-    kept_indexes: list[str] = []
-    garbage: list[list[str]] = []
-    for (tf_name, token), files in sorted(groups.items()):
-        if token not in protected:
-            if tf_name not in named:
-                named[tf_name] = referenced_tokens(layout.join_path(directory, tf_name))
-            tokens = named[tf_name]
-            if tokens is not UNREADABLE and token not in tokens:
-                garbage.append(files)
-                continue
-        kept_indexes += [n for n in files if layout.parse_beside_file(n).is_index]
-    still_read = references.of_all(
-        [layout.join_path(directory, n[: -len(layout.INDEX_SUFFIX)]) for n in kept_indexes]
-    )
-    removed = []
-    for files in garbage:
-        # Indexes first: the save stops looking like a checkpoint at once.
-        for name in sorted(files, key=lambda n: not layout.parse_beside_file(n).is_index):
-            path = layout.join_path(directory, name)
-            if not layout.parse_beside_file(name).is_index and (
-                still_read is UNKNOWN or path in still_read
-            ):
-                continue
-            remove_if_present(path)
-            removed.append(path)
-    if removed:
-        logger.info("Removed input state files of deleted or unfinished TF checkpoints: %s",
-                    ", ".join(removed))
-    return removed
+    # Any TF checkpoint name of `base` names the op the TF checkpoints to look at.
+    tf_prefix = layout.join_path(directory, f"{base}-0")
+    tokens = sorted(protected)
+    with tf.init_scope():
+        if tf.executing_eagerly():
+            removed = ops.sweep_beside_checkpoints(tf_prefix, tf.constant(tokens, tf.string))
+            removed = removed.numpy()
+        else:  # A TF1 graph: run it in a graph of its own.
+            with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+                removed = session.run(ops.sweep_beside_checkpoints(
+                    tf_prefix, tf.constant(tokens, tf.string)))
+    return [path.decode() for path in removed]
