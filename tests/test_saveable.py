@@ -171,7 +171,7 @@ def referenced_shards(directory: str, groups: set[tuple[str, str]]) -> set[str]:
 def assert_only_kept(directory: str, *, last_deleted: str | None) -> set[str]:
     """Our files are those of the kept TF checkpoints, the shards they refer to and, if
     given, those of the TF checkpoint the Saver deleted after its last save (swept at the
-    next save). Returns the shard files of other saves that kept ones refer to."""
+    next save, or at exit). Returns the shard files of other saves that kept ones refer to."""
     named = named_groups(directory, tf_checkpoints_on_disk(directory))
     groups = our_groups(directory)
     referenced = referenced_shards(directory, named)
@@ -206,14 +206,13 @@ def test_max_to_keep_takes_our_files_with_it(tmp_path, incremental):
         config["incremental"] = incremental
     run_child(config)  # 6 saves: 5, 10, ..., 30
     assert kept_checkpoints(directory) == ["model.ckpt-25", "model.ckpt-30"]
-    # Each save swept what the Saver deleted at the save before: only ckpt-20's own files,
-    # deleted after the last save, are left (and shards a kept save refers to).
-    foreign = assert_only_kept(directory, last_deleted="model.ckpt-20")
-    assert "model.ckpt-20" in {n for n, _ in our_groups(directory)}
-    removed = sweep_now(directory)  # the documented way after a job's last save
-    assert any(os.path.basename(p).startswith("model.ckpt-20.tfdc-") for p in removed)
-    assert not {os.path.basename(p) for p in removed} & foreign
+    # Each save swept what the Saver deleted at the save before, and the exit what it
+    # deleted after the last save (ckpt-20): only the kept ones' files and the shards they
+    # refer to are left; nothing is left to sweep.
     foreign = assert_only_kept(directory, last_deleted=None)
+    assert not any(n.endswith(".index") for (tf_name, _), files in our_groups(directory).items()
+                   if tf_name == "model.ckpt-20" for n in files)
+    assert sweep_now(directory) == []
     if incremental is False:
         assert not foreign
     else:
@@ -241,9 +240,9 @@ def test_meta_graph_saver_takes_our_files_with_it_and_a_killed_save_is_swept(tmp
     # The killed save's index is gone; only shards a kept save refers to may stay.
     for group in left_of_killed:
         assert not any(n.endswith(".index") for n in our_groups(directory)[group])
-    assert_only_kept(directory, last_deleted="model.ckpt-25")
-    sweep_now(directory)
+    # ckpt-25, deleted at the last save, went at the exit.
     assert_only_kept(directory, last_deleted=None)
+    assert sweep_now(directory) == []
     assert_kept_restore_exactly(directory)
 
 
@@ -253,18 +252,22 @@ def test_killed_and_restarted_job_leaves_no_orphans(tmp_path, route):
     directory = str(tmp_path / "model")
     common = {"dir": directory, "save_every": 5, "route": route, "max_to_keep": 2}
     run_child({**common, "steps": 40, "kill_at": 23}, killed=True)
+    # SIGKILLed: no sweep at exit, so ours of ckpt-10 (deleted at the save of 20) are left,
+    # for the restarted job's first save to remove.
+    assert "model.ckpt-10" in {n for n, _ in our_groups(directory)}
     resumed = run_child({**common, "steps": 42})
     assert resumed["start"] == 20
     assert resumed["elements"] == uninterrupted(42)[20:]
     assert len(kept_checkpoints(directory)) == 2
-    # Our files of TF checkpoints that are gone: at most those of the one deleted at the
-    # last save (the restart's re-save of step 20, with a new token, replaced the old one).
+    # No files of ours of TF checkpoints that are gone (the one deleted at the last save
+    # went at exit), nor of the killed job's save of step 20, which the restart's re-save
+    # of step 20 (a new token) replaced.
     groups = our_groups(directory)
     named = named_groups(directory, tf_checkpoints_on_disk(directory))
     orphans = {tf_name for g, files in groups.items() if g not in named
                for tf_name in [g[0]] if any(f.endswith(".index") for f in files)}
-    assert len(orphans) <= 1, sorted(groups)
-    sweep_now(directory)
+    assert not orphans, sorted(groups)
+    assert sweep_now(directory) == []
     assert_only_kept(directory, last_deleted=None)
     assert not any(f.endswith(".index") for g, files in our_groups(directory).items()
                    if g not in named for f in files)

@@ -87,6 +87,35 @@ class ReferencedFilesCache {
   std::map<std::string, std::pair<Signature, std::vector<std::string>>> known_;
 };
 
+// The last sweep of each directory and base that asked to be run again.
+class RememberedSweeps {
+ public:
+  static RememberedSweeps* Global() {
+    static RememberedSweeps* sweeps = new RememberedSweeps();  // Leaked, as the cache.
+    return sweeps;
+  }
+
+  void Remember(const std::string& tf_prefix, const std::set<std::string>& protected_tokens) {
+    const size_t slash = tf_prefix.rfind('/');
+    const std::string key = absl::StrCat(
+        PrefixDirectory(tf_prefix), "\n",
+        TfCheckpointBase(slash == std::string::npos ? tf_prefix : tf_prefix.substr(slash + 1)));
+    std::lock_guard<std::mutex> lock(mu_);
+    sweeps_[key] = {tf_prefix, protected_tokens};
+  }
+
+  std::vector<std::pair<std::string, std::set<std::string>>> All() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::pair<std::string, std::set<std::string>>> all;
+    for (const auto& [key, sweep] : sweeps_) all.push_back(sweep);
+    return all;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::pair<std::string, std::set<std::string>>> sweeps_;
+};
+
 }  // namespace
 
 absl::Status NamedBesideTokens(const std::string& tf_prefix, std::set<std::string>* tokens) {
@@ -177,6 +206,19 @@ void SweepBesideCheckpoints(const std::string& tf_prefix,
     LOG(INFO) << "tfdata_checkpoint: removed input state files of deleted or unfinished TF "
                  "checkpoints: "
               << absl::StrJoin(*removed, ", ");
+  }
+}
+
+void RememberSweep(const std::string& tf_prefix, const std::set<std::string>& protected_tokens) {
+  RememberedSweeps::Global()->Remember(tf_prefix, protected_tokens);
+}
+
+void SweepRememberedAgain(std::vector<std::string>* removed) {
+  removed->clear();
+  for (const auto& [tf_prefix, protected_tokens] : RememberedSweeps::Global()->All()) {
+    std::vector<std::string> more;
+    SweepBesideCheckpoints(tf_prefix, protected_tokens, &more);
+    removed->insert(removed->end(), more.begin(), more.end());
   }
 }
 

@@ -46,6 +46,15 @@ void SweepBesideCheckpoints(const std::string& tf_prefix,
                             const std::set<std::string>& protected_tokens,
                             std::vector<std::string>* removed);
 
+// Remembers a sweep for SweepRememberedAgain: the last one of each directory
+// and base, with its protected tokens.
+void RememberSweep(const std::string& tf_prefix, const std::set<std::string>& protected_tokens);
+
+// Runs every remembered sweep again (a TF1 Saver deletes its oldest
+// checkpoint after its save op, so ours of the one deleted at a job's last
+// save are garbage only then: at exit). `*removed` gets the paths removed.
+void SweepRememberedAgain(std::vector<std::string>* removed);
+
 }  // namespace tfdata_checkpoint
 
 #endif  // TFDATA_CHECKPOINT_CC_IO_BESIDE_SWEEP_H_

@@ -17,9 +17,22 @@ using tensorflow::OpKernel;
 using tensorflow::OpKernelConstruction;
 using tensorflow::OpKernelContext;
 
+absl::Status OutputPaths(OpKernelContext* ctx, const std::vector<std::string>& paths) {
+  tensorflow::Tensor* out = nullptr;
+  if (absl::Status s = ctx->allocate_output(
+          0, tensorflow::TensorShape({static_cast<int64_t>(paths.size())}), &out);
+      !s.ok()) {
+    return s;
+  }
+  for (size_t i = 0; i < paths.size(); ++i) out->flat<tensorflow::tstring>()(i) = paths[i];
+  return absl::OkStatus();
+}
+
 class SweepBesideCheckpointsOp : public OpKernel {
  public:
-  explicit SweepBesideCheckpointsOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  explicit SweepBesideCheckpointsOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("again_at_exit", &again_at_exit_));
+  }
 
   void Compute(OpKernelContext* ctx) override {
     std::string tf_prefix;
@@ -35,16 +48,29 @@ class SweepBesideCheckpointsOp : public OpKernel {
     }
     std::vector<std::string> removed;
     SweepBesideCheckpoints(tf_prefix, protected_tokens, &removed);
-    tensorflow::Tensor* out = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(
-                            0, tensorflow::TensorShape({static_cast<int64_t>(removed.size())}),
-                            &out));
-    for (size_t i = 0; i < removed.size(); ++i) out->flat<tensorflow::tstring>()(i) = removed[i];
+    if (again_at_exit_) RememberSweep(tf_prefix, protected_tokens);
+    OP_REQUIRES_OK(ctx, OutputPaths(ctx, removed));
+  }
+
+ private:
+  bool again_at_exit_ = false;
+};
+
+class SweepBesideCheckpointsAgainOp : public OpKernel {
+ public:
+  explicit SweepBesideCheckpointsAgainOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    std::vector<std::string> removed;
+    SweepRememberedAgain(&removed);
+    OP_REQUIRES_OK(ctx, OutputPaths(ctx, removed));
   }
 };
 
 REGISTER_KERNEL_BUILDER(Name("SweepBesideCheckpoints").Device(tensorflow::DEVICE_CPU),
                         SweepBesideCheckpointsOp);
+REGISTER_KERNEL_BUILDER(Name("SweepBesideCheckpointsAgain").Device(tensorflow::DEVICE_CPU),
+                        SweepBesideCheckpointsAgainOp);
 
 }  // namespace
 }  // namespace tfdata_checkpoint

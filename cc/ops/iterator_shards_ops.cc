@@ -181,6 +181,7 @@ REGISTER_OP("SweepBesideCheckpoints")
     .Input("tf_prefix: string")
     .Input("protected_tokens: string")
     .Output("removed: string")
+    .Attr("again_at_exit: bool = false")
     .SetIsStateful()
     .SetShapeFn(Shapes({0, 1}, Output::kVector))
     .Doc(R"doc(
@@ -197,6 +198,22 @@ first is not failed by it.
 tf_prefix: a TF checkpoint prefix; the TF checkpoints of its directory with
   its base name ("ckpt" for "ckpt-3") are looked at. It need not exist.
 protected_tokens: tokens of saves in flight, whose files are never touched.
+removed: the paths removed.
+again_at_exit: remember this sweep (its directory, base and protected tokens,
+  the last one per directory and base) for SweepBesideCheckpointsAgain, which
+  the Python package runs when the process exits: a TF1 Saver deletes its
+  oldest checkpoint after its save, so ours of that one go then.
+)doc");
+
+REGISTER_OP("SweepBesideCheckpointsAgain")
+    .Output("removed: string")
+    .SetIsStateful()
+    .SetShapeFn(Shapes({}, Output::kVector))
+    .Doc(R"doc(
+Runs again the last SweepBesideCheckpoints with again_at_exit of each directory
+and base, with the tokens it protected (the save it ran for may still be in
+flight; once committed, its TF checkpoint names it anyway).
+
 removed: the paths removed.
 )doc");
 

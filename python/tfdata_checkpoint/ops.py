@@ -19,8 +19,9 @@ They work eagerly, in graphs and inside `tf.function`, like any TensorFlow op:
 - `sweep_beside_checkpoints(tf_prefix, protected_tokens)`: removes our files beside TF
   checkpoints (`TrackableIterator`, `make_saveable_from_iterator`) of the base of
   `tf_prefix` (`ckpt` for `ckpt-3`) that no TF checkpoint names any more; returns the
-  paths removed. Every Saver save of `make_saveable_from_iterator` runs it first; run it
-  yourself (`protected_tokens=[]`) after a job's last save, with no save running.
+  paths removed. Every Saver save of `make_saveable_from_iterator` runs it first (with
+  `again_at_exit=True`); `sweep_beside_checkpoints_again()` repeats each directory's last
+  such sweep, which the package does when the process exits.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ wait_for_iterator_shards = _ops.wait_for_iterator_shards
 describe_iterator_shards = _ops.describe_iterator_shards
 release_incremental_base = _ops.release_incremental_base
 sweep_beside_checkpoints = _ops.sweep_beside_checkpoints
+sweep_beside_checkpoints_again = _ops.sweep_beside_checkpoints_again
 
 __all__ = [
     "check_iterator_element_spec",
@@ -48,5 +50,6 @@ __all__ = [
     "save_iterator",
     "save_iterator_shards",
     "sweep_beside_checkpoints",
+    "sweep_beside_checkpoints_again",
     "wait_for_iterator_shards",
 ]

@@ -21,18 +21,25 @@ checkpoint any more (op `SweepBesideCheckpoints`, as TrackableIterator's saves
 do from Python): those of checkpoints the Saver's `max_to_keep` deleted, of
 killed saves, and of saves replaced by a later save of the same name. The
 Saver deletes its old checkpoints after its save op has run, so ours of the
-checkpoint deleted at a save go at the next save; nothing sweeps at restore
-(another process, e.g. an evaluator, may restore while the trainer saves).
+checkpoint deleted at a save go at the next save, and those of the one deleted
+at the last save when the process exits (`SweepBesideCheckpointsAgain`, which
+repeats each directory's last sweep, at `atexit`: the op remembers its sweeps
+in the process, so a Saver from `import_meta_graph` is covered too); nothing
+sweeps at restore (another process, e.g. an evaluator, may restore while the
+trainer saves).
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
 import secrets
 import sys
 import weakref
 from typing import Any
 
 import tensorflow as tf
+from tensorflow.python.eager import context
 from tensorflow.python.training import saver as saver_lib
 from tensorflow.python.training.saving import saveable_object
 
@@ -146,7 +153,8 @@ class _SaverSave:
         # deleted since (it deletes after its save op, in Python, so those of the
         # one deleted at a save go at the next), of killed saves, and of saves
         # that a later save of the same name replaced. Problems are logged only.
-        self.sweep = ops.sweep_beside_checkpoints(tf_prefix, tf.reshape(self.token, [1])).op
+        self.sweep = ops.sweep_beside_checkpoints(
+            tf_prefix, tf.reshape(self.token, [1]), again_at_exit=True).op
         self.parts: dict[int, int] = {}
 
 
@@ -188,3 +196,20 @@ def _saver_checkpoint_prefix() -> tf.Tensor:
         "the saveable of tfdata_checkpoint.make_saveable_from_iterator can be saved and "
         "restored by a tf.compat.v1.train.Saver only"
     )
+
+
+logger = logging.getLogger(__name__)
+
+
+def _sweep_again_at_exit() -> None:
+    """Removes ours of the TF checkpoints the Savers of this process deleted at their last save."""
+    try:
+        with context.eager_mode():
+            ops.sweep_beside_checkpoints_again()
+    except Exception as error:  # noqa: BLE001 - at exit nothing can handle it
+        logger.warning("Cannot remove old input state files at exit: %s", error)
+
+
+# Registered at import, before any Saver: atexit runs last-in first-out, so this
+# runs after the handlers of what is imported later.
+atexit.register(_sweep_again_at_exit)
