@@ -61,6 +61,20 @@ def make_iterator(strategy: tf.distribute.Strategy) -> tf.distribute.Distributed
     return iter(strategy.distribute_datasets_from_function(dataset_fn, PER_REPLICA))
 
 
+def one_replica_iterator() -> tf.distribute.DistributedIterator:
+    return iter(tf.distribute.MirroredStrategy(["/cpu:0"]).distribute_datasets_from_function(
+        dataset_fn, PER_REPLICA))
+
+
+def value_error_of(call) -> dict:
+    """{"error": "ValueError", "message": ...} if `call()` raises one, else {"error": None}."""
+    try:
+        call()
+    except ValueError as error:
+        return {"error": "ValueError", "message": str(error)}
+    return {"error": None}
+
+
 def run(directory: str, record: str, steps: int, save_steps: int, fail_at: int,
         sleep_s: float) -> None:
     import tfdata_checkpoint as tc
@@ -129,29 +143,18 @@ def trackable_refusals(directory: str) -> None:
     result = {}
     multi_device = iter(strategy.experimental_distribute_dataset(dataset))
     next(multi_device)
-    try:
-        tc.TrackableIterator(multi_device)
-    except ValueError as error:
-        result["multi_device"] = {"error": "ValueError", "message": str(error)}
-    else:
-        result["multi_device"] = {"error": None}
+    result["multi_device"] = value_error_of(lambda: tc.TrackableIterator(multi_device))
     two = make_iterator(strategy)
     next(two)
     prefix = tf.train.Checkpoint(iterator=tc.TrackableIterator(two)).write(
         os.path.join(directory, "two"))
-    one = iter(tf.distribute.MirroredStrategy(["/cpu:0"]).distribute_datasets_from_function(
-        dataset_fn, PER_REPLICA))
+    one = one_replica_iterator()
     before = next(one).numpy().tolist()
-    try:
-        tf.train.Checkpoint(iterator=tc.TrackableIterator(one)).read(prefix)
-    except ValueError as error:
-        result["fewer"] = {"error": "ValueError", "message": str(error)}
-    else:
-        result["fewer"] = {"error": None}
+    result["fewer"] = value_error_of(
+        lambda: tf.train.Checkpoint(iterator=tc.TrackableIterator(one)).read(prefix))
     # Refused before anything was restored: the iterator goes on where it was.
     result["fewer"]["next_after"] = next(one).numpy().tolist()
-    reference = iter(tf.distribute.MirroredStrategy(["/cpu:0"]).distribute_datasets_from_function(
-        dataset_fn, PER_REPLICA))
+    reference = one_replica_iterator()
     result["fewer"]["expected"] = [next(reference).numpy().tolist() for _ in range(2)]
     result["fewer"]["first"] = before
     plain = iter(dataset)
@@ -159,12 +162,8 @@ def trackable_refusals(directory: str) -> None:
     plain_prefix = tf.train.Checkpoint(iterator=tc.TrackableIterator(plain)).write(
         os.path.join(directory, "plain"))
     three = make_iterator(strategy)
-    try:
-        tf.train.Checkpoint(iterator=tc.TrackableIterator(three)).read(plain_prefix)
-    except ValueError as error:
-        result["more"] = {"error": "ValueError", "message": str(error)}
-    else:
-        result["more"] = {"error": None}
+    result["more"] = value_error_of(
+        lambda: tf.train.Checkpoint(iterator=tc.TrackableIterator(three)).read(plain_prefix))
     print(json.dumps(result))
 
 
@@ -188,12 +187,9 @@ def refusals(directory: str) -> None:
     for name, make in candidates.items():
         iterator = iter(make())
         next(iterator)
-        try:
-            tc.IteratorCheckpointManager(iterator, os.path.join(directory, name))
-        except ValueError as error:
-            result[name] = {"error": "ValueError", "message": str(error)}
-        else:
-            result[name] = {"error": None}
+        where = os.path.join(directory, name)
+        result[name] = value_error_of(
+            lambda it=iterator, where=where: tc.IteratorCheckpointManager(it, where))
         result[name]["files"] = (sorted(os.listdir(os.path.join(directory, name)))
                                  if os.path.exists(os.path.join(directory, name)) else [])
     print(json.dumps(result))
@@ -206,14 +202,9 @@ def fewer_replicas(directory: str) -> None:
     two = make_iterator(strategy)
     next(two)
     tc.IteratorCheckpointManager(two, directory, async_save=False).save(1)
-    one = iter(tf.distribute.MirroredStrategy(["/cpu:0"]).distribute_datasets_from_function(
-        dataset_fn, PER_REPLICA))
-    try:
-        tc.IteratorCheckpointManager(one, directory).restore_or_initialize()
-    except ValueError as error:
-        print(json.dumps({"error": "ValueError", "message": str(error)}))
-    else:
-        print(json.dumps({"error": None}))
+    one = one_replica_iterator()
+    print(json.dumps(value_error_of(
+        lambda: tc.IteratorCheckpointManager(one, directory).restore_or_initialize())))
 
 
 def more_replicas(directory: str) -> None:
@@ -221,16 +212,12 @@ def more_replicas(directory: str) -> None:
     import tfdata_checkpoint as tc
 
     strategy = set_up_devices()
-    one = iter(tf.distribute.MirroredStrategy(["/cpu:0"]).distribute_datasets_from_function(
-        dataset_fn, PER_REPLICA))
+    one = one_replica_iterator()
     next(one)
     tc.IteratorCheckpointManager(one, directory, async_save=False).save(1)
     two = make_iterator(strategy)
-    outcome = {"error": None}
-    try:
-        tc.IteratorCheckpointManager(two, directory).restore_or_initialize()
-    except ValueError as error:
-        outcome = {"error": "ValueError", "message": str(error)}
+    outcome = value_error_of(
+        lambda: tc.IteratorCheckpointManager(two, directory).restore_or_initialize())
     # A save of the two replicas (without restoring) must not take the
     # one-replica checkpoint for a killed save's leftovers.
     manager = tc.IteratorCheckpointManager(two, directory, async_save=False)
