@@ -23,14 +23,13 @@ import json
 import os
 import random
 import re
-import subprocess
 import time
 
 import tensorflow as tf
 
 import tfdata_checkpoint as tc
 from tests.support.kill_pipeline import make_dataset
-from tests.support.subprocesses import child_env, worker_command
+from tests.support.subprocesses import run_trials
 from tfdata_checkpoint._src import atomic_restore
 from tfdata_checkpoint._src.background_writes import CheckpointWrites
 from tfdata_checkpoint._src.iterator_state import save_iterator
@@ -145,18 +144,11 @@ def test_sigkill_during_saves_never_loses_the_latest_checkpoint(tmp_path):
             trials.append({"id": trial_id, "mode": mode, "dir": str(tmp_path / f"t{trial_id}"),
                            "delay": round(rng.uniform(0.0, MAX_DELAY_S), 4)})
     rng.shuffle(trials)  # modes mixed in the parallel batches
-    spec = tmp_path / "trials.json"
-    spec.write_text(json.dumps(trials))
-    env = child_env(OPENBLAS_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")
-    out = subprocess.run(
-        worker_command("kill_zygote", spec, PARALLEL),
-        check=False, capture_output=True, text=True, timeout=900, env=env,
-    )
-    assert out.returncode == 0, f"seed {seed}: {out.stderr[-3000:]}"
-    reports = {r["id"]: r for r in map(json.loads, out.stdout.splitlines())}
+    reports = {r["id"]: r for r in run_trials("kill_zygote", trials, PARALLEL, tmp_path,
+                                              timeout=900, what=f"seed {seed}")}
     by_id = {t["id"]: t for t in trials}
     for trial_id, report in reports.items():
-        assert report.get("killed"), f"seed {seed}: {by_id[trial_id]}: {report} {out.stderr[-2000:]}"
+        assert report.get("killed"), f"seed {seed}: {by_id[trial_id]}: {report}"
     assert len(reports) == len(trials)
 
     mid_write = {mode: 0 for mode in TRIALS_PER_MODE}

@@ -25,12 +25,10 @@ Seeded: TFDC_PREEMPT_SEED=<seed> reruns the same delays.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
 import signal
-import subprocess
 import threading
 import time
 
@@ -40,7 +38,7 @@ import tensorflow as tf
 import tfdata_checkpoint as tc
 from tests.support.hook_sessions import shuffled_dataset, train
 from tests.support.kill_pipeline import make_dataset
-from tests.support.subprocesses import child_env, worker_command
+from tests.support.subprocesses import run_trials
 from tfdata_checkpoint._src import preemption
 from tfdata_checkpoint._src.retention import CheckpointRetention
 
@@ -262,16 +260,9 @@ def test_sigterm_at_random_moments_saves_and_resumes_exactly(tmp_path):
             trial["spec"] = {"mode": mode, "dir": trial["dir"], "ready": 4, "step_sleep": 0.005}
             trials.append(trial)
     rng.shuffle(trials)
-    spec = tmp_path / "trials.json"
-    spec.write_text(json.dumps(trials))
-    env = child_env(OPENBLAS_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")
-    out = subprocess.run(
-        worker_command("preemption_trials", spec, PARALLEL),
-        check=False, capture_output=True, text=True, timeout=1200, env=env,
-    )
-    assert out.returncode == 0, f"seed {seed}: {out.stderr[-3000:]}"
-    done = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    assert len(done) == len(trials), f"seed {seed}: {out.stderr[-3000:]}"
+    done = run_trials("preemption_trials", trials, PARALLEL, tmp_path, timeout=1200,
+                      what=f"seed {seed}")
+    assert len(done) == len(trials), f"seed {seed}: {len(done)} of {len(trials)} trials reported"
     baseline = _baseline(2000)
     summary = {"signalled": 0, "second_signal": 0, "killed_after_signal": 0,
                "steps_read_again_after_kill": [], "seconds": []}

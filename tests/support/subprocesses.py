@@ -7,6 +7,7 @@ on its PYTHONPATH, so that `python -m tests.workers.<name>` and
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,37 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def run_trials(worker: str, trials: list[dict], parallel: int, directory: Path, *,
+               timeout: float, what: str) -> list[dict]:
+    """Runs `tests.workers.<worker>` on `trials` (see `run_trials_in_batches`).
+
+    Returns the JSON objects it printed, one a line; AssertionError (starting
+    with `what`, e.g. the seed) if it failed.
+    """
+    spec = Path(directory) / "trials.json"
+    spec.write_text(json.dumps(trials))
+    env = child_env(OPENBLAS_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    out = subprocess.run(
+        worker_command(worker, spec, parallel),
+        check=False, capture_output=True, text=True, timeout=timeout, env=env,
+    )
+    assert out.returncode == 0, f"{what}: {out.stderr[-3000:]}"
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+def run_trials_in_batches(run_batch: Callable[[list[dict]], None]) -> None:
+    """The main of a trials worker, `python -m tests.workers.<name> TRIALS_FILE PARALLEL`.
+
+    Hands the trials (a JSON list in TRIALS_FILE) to `run_batch`, PARALLEL at a
+    time, in order.
+    """
+    with open(sys.argv[1]) as f:
+        trials = json.load(f)
+    parallel = int(sys.argv[2])
+    for start in range(0, len(trials), parallel):
+        run_batch(trials[start : start + parallel])
 
 
 def child_env(**overrides: str) -> dict[str, str]:

@@ -29,6 +29,7 @@ import tensorflow as tf
 
 import tfdata_checkpoint as tc
 from tests.support import kill_pipeline
+from tests.support.subprocesses import run_trials_in_batches
 
 READY = b"R"
 # Back-to-back saves make the "waiting for the previous write" warning fire
@@ -97,44 +98,40 @@ def _start(trial: dict) -> tuple[int, int]:
     return pid, read_fd
 
 
-def main() -> None:
-    with open(sys.argv[1]) as f:
-        trials = json.load(f)
-    parallel = int(sys.argv[2])
-    for start in range(0, len(trials), parallel):
-        batch = trials[start : start + parallel]
-        running = {}
-        for trial in batch:
-            pid, read_fd = _start(trial)
-            running[read_fd] = (trial, pid)
-        kill_at = []
-        deadline = time.monotonic() + 120
-        waiting = dict(running)
-        while waiting:
-            ready, _, _ = select.select(list(waiting), [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                for trial, pid in waiting.values():
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
-                    print(json.dumps({"id": trial["id"], "error": "no commit in 120 s"}), flush=True)
-                break
-            for fd in ready:
-                trial, pid = waiting.pop(fd)
-                if os.read(fd, 1) != READY:
-                    _, status = os.waitpid(pid, 0)
-                    print(json.dumps({"id": trial["id"], "error": f"child exited ({status})"}),
-                          flush=True)
-                    continue
-                kill_at.append((time.monotonic() + trial["delay"], trial, pid))
-        for when, trial, pid in sorted(kill_at, key=lambda k: k[0]):
-            time.sleep(max(0.0, when - time.monotonic()))
-            os.kill(pid, signal.SIGKILL)
-            _, status = os.waitpid(pid, 0)
-            killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
-            print(json.dumps({"id": trial["id"], "killed": killed, "status": status}), flush=True)
-        for fd in running:
-            os.close(fd)
+def _kill_batch(batch: list[dict]) -> None:
+    """Starts the batch's trials, then SIGKILLs each its delay after its first commit."""
+    running = {}
+    for trial in batch:
+        pid, read_fd = _start(trial)
+        running[read_fd] = (trial, pid)
+    kill_at = []
+    deadline = time.monotonic() + 120
+    waiting = dict(running)
+    while waiting:
+        ready, _, _ = select.select(list(waiting), [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            for trial, pid in waiting.values():
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                print(json.dumps({"id": trial["id"], "error": "no commit in 120 s"}), flush=True)
+            break
+        for fd in ready:
+            trial, pid = waiting.pop(fd)
+            if os.read(fd, 1) != READY:
+                _, status = os.waitpid(pid, 0)
+                print(json.dumps({"id": trial["id"], "error": f"child exited ({status})"}),
+                      flush=True)
+                continue
+            kill_at.append((time.monotonic() + trial["delay"], trial, pid))
+    for when, trial, pid in sorted(kill_at, key=lambda k: k[0]):
+        time.sleep(max(0.0, when - time.monotonic()))
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        print(json.dumps({"id": trial["id"], "killed": killed, "status": status}), flush=True)
+    for fd in running:
+        os.close(fd)
 
 
 if __name__ == "__main__":
-    main()
+    run_trials_in_batches(_kill_batch)

@@ -25,6 +25,7 @@ import traceback
 
 import tensorflow as tf  # noqa: F401 - imported once, before forking
 
+from tests.support.subprocesses import run_trials_in_batches
 from tests.workers import preemption_child
 
 READY_TIMEOUT_S = 180.0
@@ -152,17 +153,12 @@ def _resume_batch(batch: list[dict]) -> None:
                            "result": _last_json(_read_all(fd))}
 
 
-def main() -> None:
-    with open(sys.argv[1]) as f:
-        trials = json.load(f)
-    parallel = int(sys.argv[2])
-    for start in range(0, len(trials), parallel):
-        batch = trials[start : start + parallel]
-        _preempt_batch(batch)
-        _resume_batch(batch)
-        for trial in batch:
-            print(json.dumps(trial), flush=True)
+def _run_batch(batch: list[dict]) -> None:
+    _preempt_batch(batch)
+    _resume_batch(batch)
+    for trial in batch:
+        print(json.dumps(trial), flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    run_trials_in_batches(_run_batch)
