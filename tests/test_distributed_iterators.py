@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -161,8 +162,9 @@ def tf_checkpoint_steps(directory: Path) -> list[int]:
     """Steps of the TF checkpoints `ckpt-<n>` whose index TF has written."""
     if not directory.exists():
         return []
-    return sorted(int(name[len("ckpt-"):-len(".index")]) for name in os.listdir(directory)
-                  if name.startswith("ckpt-") and name.endswith(".index") and ".tfdc-" not in name)
+    # Only `ckpt-<n>.index`: mid-save, TF 2.21 also has `ckpt-<n>-<saver name>...` files.
+    matches = (re.fullmatch(r"ckpt-(\d+)\.index", name) for name in os.listdir(directory))
+    return sorted(int(m.group(1)) for m in matches if m)
 
 
 def test_trackable_iterator_of_replicas_resumes_every_replica_exactly(tmp_path, uninterrupted):

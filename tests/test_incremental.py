@@ -244,7 +244,9 @@ def test_inspect_shows_referenced_bytes_and_verify_follows_references(tmp_path):
 
     rows = {r["step"]: r for r in json.loads(cli("inspect", "--json", directory).stdout)}
     assert rows[1]["referenced_bytes"] == 0 and rows[1]["referenced_files"] == []
-    assert rows[2]["referenced_bytes"] > 30 * ELEMENT_BYTES
+    # The prefetch(2) refills in its own time: up to k + 2 = 5 new elements, so at least
+    # 30 referenced (TF 2.21's CI once saw exactly 30).
+    assert rows[2]["referenced_bytes"] >= 30 * ELEMENT_BYTES
     assert rows[2]["bytes"] < 5 * ELEMENT_BYTES
     assert rows[2]["referenced_files"] == _describe(f"{directory}/input.ckpt-2")["referenced_files"]
     text = cli("inspect", directory).stdout
